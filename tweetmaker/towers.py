@@ -1,0 +1,529 @@
+"""The three CLIP towers of TweetMaker: image, tweet text and hashtags.
+
+A base CLIP checkpoint (a ``CLIPModel`` on the Hub, e.g. ``openai/clip-vit-base-patch32``, or any local directory
+in the standard transformers format) is split into an image tower (``CLIPVisionModelWithProjection``), a text tower
+and a hashtag tower (two ``CLIPTextModelWithProjection`` that start from the same text weights). Trained towers are
+saved as ``DIR/image``, ``DIR/text``, ``DIR/hashtag`` (weights + processor/tokenizer each) plus ``DIR/towers.json``.
+
+Weights are read from safetensors only and ``trust_remote_code`` is never used. ``write_tiny_clip`` makes a tiny,
+randomly initialised CLIP base offline (tokenizer included) for tests, benchmarks and the offline demo::
+
+    python -m tweetmaker.towers tiny --output_dir DIR
+    python -m tweetmaker.towers info SOURCE
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import hashlib
+import json
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+TOWER_NAMES = ("image", "text", "hashtag")
+TOWERS_FILE = "towers.json"
+TOWERS_FORMAT = "tweetmaker-towers"
+DEFAULT_BASE_MODEL = "openai/clip-vit-base-patch32"
+# Files worth fetching from a Hub repo: configs, tokenizer files and safetensors weights (never pickles).
+_HUB_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*/*.json", "*/*.txt", "*/*.safetensors", "*.md"]
+
+
+class TowersError(ValueError):
+    """A source that cannot be used as CLIP towers (not CLIP, no safetensors weights, missing files)."""
+
+
+def default_device() -> torch.device:
+    """The best available device: CUDA, then Apple MPS, then CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def l2_normalize(embeddings: torch.Tensor) -> torch.Tensor:
+    """Unit-length rows; the epsilon keeps an all-zero row finite."""
+    return embeddings / embeddings.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def image_embeddings(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+    """L2-normalised projected embeddings of an image tower (keeps gradients)."""
+    return l2_normalize(model(pixel_values=pixel_values).image_embeds)
+
+
+def text_embeddings(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """L2-normalised projected embeddings of a text or hashtag tower (keeps gradients)."""
+    return l2_normalize(model(input_ids=input_ids, attention_mask=attention_mask).text_embeds)
+
+
+class TowersModule(nn.Module):
+    """The three towers as one ``nn.Module`` so training can ``prepare`` (and DDP-wrap) them together."""
+
+    def __init__(self, image_model: nn.Module, text_model: nn.Module, hashtag_model: nn.Module) -> None:
+        super().__init__()
+        self.image = image_model
+        self.text = text_model
+        self.hashtag = hashtag_model
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        hashtag_input_ids: torch.Tensor | None = None,
+        hashtag_attention_mask: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Embed whatever inputs are given; returns ``{"image"|"text"|"hashtag": (batch, dim)}``."""
+        out: dict[str, torch.Tensor] = {}
+        if pixel_values is not None:
+            out["image"] = image_embeddings(self.image, pixel_values)
+        if input_ids is not None:
+            out["text"] = text_embeddings(self.text, input_ids, attention_mask)
+        if hashtag_input_ids is not None:
+            out["hashtag"] = text_embeddings(self.hashtag, hashtag_input_ids, hashtag_attention_mask)
+        return out
+
+
+class Towers:
+    """Image, text and hashtag towers with their processor/tokenizer and one encode interface."""
+
+    def __init__(
+        self,
+        image_model: nn.Module,
+        text_model: nn.Module,
+        hashtag_model: nn.Module,
+        image_processor: Any,
+        tokenizer: Any,
+        identity: dict[str, Any] | None = None,
+        device: str | torch.device | None = None,
+        logit_scale: float | None = None,
+    ) -> None:
+        self.image_model = image_model
+        self.text_model = text_model
+        self.hashtag_model = hashtag_model
+        self.image_processor = image_processor
+        self.tokenizer = tokenizer
+        self.identity = dict(identity or {})
+        self.logit_scale = logit_scale
+        self.device = torch.device(device) if device is not None else default_device()
+        self.to(self.device)
+        for model in self.models():
+            model.eval()
+
+    def models(self) -> tuple[nn.Module, nn.Module, nn.Module]:
+        return self.image_model, self.text_model, self.hashtag_model
+
+    def to(self, device: str | torch.device) -> Towers:
+        self.device = torch.device(device)
+        for model in self.models():
+            model.to(self.device)
+        return self
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.image_model.config.projection_dim)
+
+    @property
+    def max_text_length(self) -> int:
+        """The text towers' context length (77 for OpenAI CLIP); longer texts are truncated."""
+        lengths = (self.text_model.config.max_position_embeddings, self.hashtag_model.config.max_position_embeddings)
+        return int(min(lengths))
+
+    def as_module(self) -> TowersModule:
+        """The towers as one trainable module (shares the parameters, no copy)."""
+        return TowersModule(self.image_model, self.text_model, self.hashtag_model)
+
+    # -- preprocessing (shared by encoding and the training collate function) --------------------------------------
+    def preprocess_images(self, images: Sequence[Any]) -> torch.Tensor:
+        """PIL images -> ``pixel_values`` (batch, 3, H, W) float32 on the CPU."""
+        rgb = [image if image.mode == "RGB" else image.convert("RGB") for image in images]
+        return self.image_processor(images=rgb, return_tensors="pt")["pixel_values"]
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Texts -> padded ``input_ids``/``attention_mask``, truncated to the context length."""
+        clean = [text if isinstance(text, str) else "" for text in texts]
+        encoded = self.tokenizer(
+            clean, padding=True, truncation=True, max_length=self.max_text_length, return_tensors="pt"
+        )
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+    # -- encoding ----------------------------------------------------------------------------------------------------
+    def encode_images(self, images: Sequence[Any], batch_size: int = 32) -> np.ndarray:
+        """L2-normalised float32 image embeddings, shape (len(images), embedding_dim)."""
+        return self._encode(images, batch_size, self._embed_images)
+
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """L2-normalised float32 embeddings of tweet texts (text tower)."""
+        return self._encode(texts, batch_size, lambda batch: self._embed_text(self.text_model, batch))
+
+    def encode_hashtags(self, hashtags: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """L2-normalised float32 embeddings of raw hashtag strings such as ``"#AI #ml"`` (hashtag tower)."""
+        return self._encode(hashtags, batch_size, lambda batch: self._embed_text(self.hashtag_model, batch))
+
+    def _embed_images(self, images: Sequence[Any]) -> torch.Tensor:
+        return image_embeddings(self.image_model, self._on_device(self.preprocess_images(images)))
+
+    def _embed_text(self, model: nn.Module, texts: Sequence[str]) -> torch.Tensor:
+        tokens = self.tokenize(texts)
+        return text_embeddings(model, self._on_device(tokens["input_ids"]), self._on_device(tokens["attention_mask"]))
+
+    def _on_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.is_floating_point():
+            # The towers may have been cast (bf16 on a GPU); inputs follow the weights' dtype.
+            tensor = tensor.to(dtype=next(self.image_model.parameters()).dtype)
+        return tensor.to(self.device)
+
+    def _encode(self, items: Sequence[Any], batch_size: int, embed: Any) -> np.ndarray:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        items = list(items)
+        if not items:
+            return np.zeros((0, self.embedding_dim), dtype=np.float32)
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, len(items), batch_size):
+                chunks.append(embed(items[start : start + batch_size]).float().cpu().numpy())
+        return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+
+    # -- persistence -------------------------------------------------------------------------------------------------
+    def save(self, output_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write ``output_dir/{image,text,hashtag}`` (safetensors + processor/tokenizer) and ``towers.json``."""
+        output = Path(output_dir)
+        output.mkdir(parents=True, exist_ok=True)
+        for name, model in zip(TOWER_NAMES, self.models()):
+            model.save_pretrained(output / name, safe_serialization=True)
+        self.image_processor.save_pretrained(output / "image")
+        self.tokenizer.save_pretrained(output / "text")
+        self.tokenizer.save_pretrained(output / "hashtag")
+        manifest = {
+            "format": TOWERS_FORMAT,
+            "version": 1,
+            "towers": {name: name for name in TOWER_NAMES},
+            "embedding_dim": self.embedding_dim,
+            "max_text_length": self.max_text_length,
+            "logit_scale": self.logit_scale,
+            # The base this was built from keeps its identity; the saved towers get their own content hash on load.
+            "base_model": self.identity.get("base_model", self.identity),
+            **(extra or {}),
+        }
+        (output / TOWERS_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+        return output
+
+
+# -- identity ---------------------------------------------------------------------------------------------------------
+def content_hash(directory: str | Path) -> str:
+    """sha256 over every ``*.safetensors`` file under ``directory`` (relative path + bytes), in path order."""
+    root = Path(directory)
+    digest = hashlib.sha256()
+    files = sorted(root.rglob("*.safetensors"))
+    if not files:
+        raise TowersError(f"No .safetensors weights under {root}")
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def resolve_source(
+    source: str | Path, revision: str | None = None, token: str | None = None
+) -> tuple[Path, str | None]:
+    """A local directory as is, or a Hub repo id downloaded (safetensors/configs only) -> (local dir, revision)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path, revision
+    if path.exists() or str(source).startswith((".", "/", "~")) or str(source).count("/") > 1:
+        raise TowersError(f"{source} is not a directory nor a Hub repo id")
+    from huggingface_hub import snapshot_download
+
+    try:
+        local = snapshot_download(str(source), revision=revision, token=token, allow_patterns=_HUB_PATTERNS)
+    except Exception as error:  # offline, missing repo, no access: say which source failed and why
+        raise TowersError(f"Could not fetch {source!r} (revision {revision!r}) from the Hub: {error}") from error
+    # The snapshot folder is named after the resolved commit, which pins the revision exactly.
+    return Path(local), Path(local).name
+
+
+def _identity(source: str | Path, local: Path, revision: str | None) -> dict[str, Any]:
+    return {"source": str(source), "revision": revision, "content_hash": content_hash(local)}
+
+
+# -- building and loading ------------------------------------------------------------------------------------------
+def _read_config(path: Path, source: str | Path) -> dict[str, Any]:
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise TowersError(f"{source} has no config.json: not a transformers CLIP checkpoint")
+    return json.loads(config_file.read_text())
+
+
+def build_towers_from_base(
+    base: str | Path = DEFAULT_BASE_MODEL,
+    revision: str | None = None,
+    token: str | None = None,
+    device: str | torch.device | None = None,
+) -> Towers:
+    """Split a base ``CLIPModel`` checkpoint (Hub id or directory) into image, text and hashtag towers."""
+    from transformers import (
+        AutoImageProcessor,
+        AutoTokenizer,
+        CLIPModel,
+        CLIPTextModelWithProjection,
+        CLIPVisionModelWithProjection,
+    )
+
+    local, resolved = resolve_source(base, revision, token)
+    config = _read_config(local, base)
+    if config.get("model_type") != "clip":
+        raise TowersError(
+            f"{base} is not a CLIP checkpoint (config.json model_type={config.get('model_type')!r}); "
+            f"the base model must be a CLIPModel such as {DEFAULT_BASE_MODEL}"
+        )
+    if not any(local.glob("*.safetensors")):
+        raise TowersError(f"{base} has no safetensors weights; only .safetensors files are loaded (no pickles)")
+    clip = CLIPModel.from_pretrained(local, use_safetensors=True, dtype=torch.float32)
+    projection_dim = clip.config.projection_dim
+    # The towers take their projection size from the top-level config, which is what CLIPModel itself uses.
+    vision_config = copy.deepcopy(clip.config.vision_config)
+    vision_config.projection_dim = projection_dim
+    text_config = copy.deepcopy(clip.config.text_config)
+    text_config.projection_dim = projection_dim
+    with torch.device("meta"):
+        image_model = CLIPVisionModelWithProjection(vision_config)
+        text_model = CLIPTextModelWithProjection(text_config)
+    # Reuse the loaded modules instead of copying weights: same tensors, no second random init.
+    image_model.vision_model, image_model.visual_projection = clip.vision_model, clip.visual_projection
+    text_model.text_model, text_model.text_projection = clip.text_model, clip.text_projection
+    hashtag_model = copy.deepcopy(text_model)
+    image_processor = AutoImageProcessor.from_pretrained(local)
+    tokenizer = AutoTokenizer.from_pretrained(local)
+    identity = _identity(base, local, resolved)
+    return Towers(
+        image_model, text_model, hashtag_model, image_processor, tokenizer,
+        identity={**identity, "kind": "base", "base_model": identity},
+        device=device, logit_scale=float(clip.logit_scale.exp().item()),
+    )
+
+
+def load_towers(
+    source: str | Path,
+    revision: str | None = None,
+    token: str | None = None,
+    device: str | torch.device | None = None,
+) -> Towers:
+    """Load trained towers (a directory or Hub repo with ``towers.json``); a plain CLIP base is split instead."""
+    from transformers import (
+        AutoImageProcessor,
+        AutoTokenizer,
+        CLIPTextModelWithProjection,
+        CLIPVisionModelWithProjection,
+    )
+
+    local, resolved = resolve_source(source, revision, token)
+    manifest_file = local / TOWERS_FILE
+    if not manifest_file.is_file():
+        if (local / "config.json").is_file():
+            return build_towers_from_base(local if Path(source).is_dir() else source, revision, token, device)
+        raise TowersError(f"{source} holds neither trained towers ({TOWERS_FILE}) nor a CLIP checkpoint")
+    manifest = json.loads(manifest_file.read_text())
+    missing = [name for name in TOWER_NAMES if not (local / name / "config.json").is_file()]
+    if missing:
+        raise TowersError(f"{source} is missing the tower folder(s) {missing}")
+    kwargs = {"use_safetensors": True, "dtype": torch.float32}
+    image_model = CLIPVisionModelWithProjection.from_pretrained(local / "image", **kwargs)
+    text_model = CLIPTextModelWithProjection.from_pretrained(local / "text", **kwargs)
+    hashtag_model = CLIPTextModelWithProjection.from_pretrained(local / "hashtag", **kwargs)
+    image_processor = AutoImageProcessor.from_pretrained(local / "image")
+    tokenizer = AutoTokenizer.from_pretrained(local / "text")
+    identity = {
+        **_identity(source, local, resolved),
+        "kind": "towers",
+        "base_model": manifest.get("base_model"),
+    }
+    return Towers(
+        image_model, text_model, hashtag_model, image_processor, tokenizer,
+        identity=identity, device=device, logit_scale=manifest.get("logit_scale"),
+    )
+
+
+# -- a tiny CLIP made offline ----------------------------------------------------------------------------------------
+# Common English and AI-tweet words get whole-word BPE merges so that short tweets stay well inside the tiny
+# context; every other string still tokenizes, byte by byte, because all 256 byte symbols are in the vocabulary.
+_TINY_WORDS = """
+a an the and or but of to in on at for with from by about as into over under after before than then so if
+is are was were be been being am do does did have has had will would can could should may might must shall
+i you he she it we they me him her us them my your his its our their this that these those what which who
+how why when where there here all any each every some no not one two three four five six seven eight nine
+ten first new old big small good best better great more most less very just only also too now today tonight
+time day week year back up down out off again still even really much many own same other such next last
+look see watch read show make made build built use using learn learning train training test run think know
+want need love like get got go going come take give find tell ask work working try call keep let put say
+ai ml data model models neural network networks deep machine intelligence artificial learning vision
+computer robot robots robotic android brain mind chip chips gpu gpus processor silicon rocket rockets space
+launch cloud clouds server servers platform chart charts graph graphs dashboard metrics growth eye eyes
+camera sensor light lightbulb bulb idea ideas bright glowing tech science research paper code open source
+future art render wallpaper mood drop lab nobody asked thread news finally honestly wow lol cool hot take
+red green blue yellow purple orange gray grey black white pink brown gold golden crimson scarlet emerald
+lime navy cobalt violet lilac amber tangerine slate sunny plain clean minimal style soft gradient stripes
+striped dots dotted polka background backdrop behind everywhere single lone pair twin trio quartet course
+https http www com co org rt imo ngl vibes bold everything else behold sketching hello world stop
+""".split()
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP byte-level alphabet: every byte maps to a printable unicode character."""
+    visible = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
+    mapping = {byte: chr(byte) for byte in visible}
+    extra = 0
+    for byte in range(256):
+        if byte not in mapping:
+            mapping[byte] = chr(256 + extra)
+            extra += 1
+    return dict(sorted(mapping.items()))
+
+
+def _learn_merges(words: Sequence[str]) -> list[tuple[str, str]]:
+    """Plain BPE training until every word is one symbol; ties go to the smallest pair, so it is deterministic."""
+    byte_map = _bytes_to_unicode()
+    corpus = []
+    for word in dict.fromkeys(words):
+        symbols = [byte_map[byte] for byte in word.encode("utf-8")]
+        symbols[-1] += "</w>"
+        corpus.append(symbols)
+    merges: list[tuple[str, str]] = []
+    while True:
+        counts = Counter(pair for symbols in corpus for pair in zip(symbols, symbols[1:]))
+        if not counts:
+            return merges
+        best = min(counts, key=lambda pair: (-counts[pair], pair))
+        merges.append(best)
+        for index, symbols in enumerate(corpus):
+            merged, position = [], 0
+            while position < len(symbols):
+                if position + 1 < len(symbols) and (symbols[position], symbols[position + 1]) == best:
+                    merged.append(best[0] + best[1])
+                    position += 2
+                else:
+                    merged.append(symbols[position])
+                    position += 1
+            corpus[index] = merged
+
+
+@functools.lru_cache(maxsize=1)
+def _tiny_vocab_and_merges() -> tuple[dict[str, int], list[str]]:
+    """A byte-level BPE vocabulary in CLIP's layout: bytes, bytes + ``</w>``, merges of common words, specials."""
+    pairs = _learn_merges(_TINY_WORDS)
+    alphabet = list(_bytes_to_unicode().values())
+    vocab: dict[str, int] = {}
+    for symbol in alphabet + [symbol + "</w>" for symbol in alphabet] + [left + right for left, right in pairs]:
+        vocab.setdefault(symbol, len(vocab))
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return vocab, [f"{left} {right}" for left, right in pairs]
+
+
+def tiny_tokenizer(workdir: str | Path | None = None) -> Any:
+    """A ``CLIPTokenizer`` built offline from a small ``vocab.json`` + ``merges.txt``; any text tokenizes."""
+    from transformers import CLIPTokenizer
+
+    vocab, merges = _tiny_vocab_and_merges()
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        (Path(tmp) / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+        (Path(tmp) / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+        return CLIPTokenizer.from_pretrained(tmp)
+
+
+TINY_DEFAULTS: dict[str, Any] = {
+    "image_size": 32,
+    "patch_size": 8,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "projection_dim": 64,
+    "max_position_embeddings": 77,
+    "logit_scale_init_value": 2.6592,
+    "seed": 0,
+}
+
+
+def write_tiny_clip(output_dir: str | Path, **overrides: Any) -> Path:
+    """Write a tiny random CLIP base (config, safetensors, tokenizer, image processor) like a Hub checkpoint.
+
+    ``overrides`` may change any key of ``TINY_DEFAULTS`` (the same sizes serve both towers).
+    """
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor
+
+    unknown = sorted(set(overrides) - set(TINY_DEFAULTS))
+    if unknown:
+        raise TypeError(f"write_tiny_clip got unknown options {unknown}; known: {sorted(TINY_DEFAULTS)}")
+    options = {**TINY_DEFAULTS, **overrides}
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    tokenizer = tiny_tokenizer()
+    shared = {
+        "hidden_size": options["hidden_size"],
+        "intermediate_size": options["intermediate_size"],
+        "num_hidden_layers": options["num_hidden_layers"],
+        "num_attention_heads": options["num_attention_heads"],
+        "projection_dim": options["projection_dim"],
+    }
+    config = CLIPConfig(
+        text_config={
+            **shared,
+            "vocab_size": len(tokenizer),
+            "max_position_embeddings": options["max_position_embeddings"],
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        vision_config={**shared, "image_size": options["image_size"], "patch_size": options["patch_size"]},
+        projection_dim=options["projection_dim"],
+        logit_scale_init_value=options["logit_scale_init_value"],
+    )
+    # A private RNG stream: the same seed gives the same weights, and callers' random state is left alone.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(options["seed"]))
+        model = CLIPModel(config)
+    model.save_pretrained(output, safe_serialization=True)
+    size = int(options["image_size"])
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+    )
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(output)
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tweetmaker.towers", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    tiny = commands.add_parser("tiny", help="write a tiny random CLIP base checkpoint (offline)")
+    tiny.add_argument("--output_dir", required=True)
+    for key, value in TINY_DEFAULTS.items():
+        tiny.add_argument(f"--{key}", type=type(value), default=value)
+    info = commands.add_parser("info", help="load towers (or a CLIP base) and print their identity")
+    info.add_argument("source")
+    info.add_argument("--revision", default=None)
+    args = parser.parse_args(argv)
+    if args.command == "tiny":
+        options = {key: getattr(args, key) for key in TINY_DEFAULTS}
+        print(write_tiny_clip(args.output_dir, **options))
+        return 0
+    towers = load_towers(args.source, revision=args.revision, device="cpu")
+    summary = {"embedding_dim": towers.embedding_dim, "max_text_length": towers.max_text_length, **towers.identity}
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
