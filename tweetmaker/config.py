@@ -1,0 +1,118 @@
+"""App settings, from command-line flags and environment variables (a Space sets the latter).
+
+Every flag has an environment variable (``TWEETMAKER_<FLAG>``); a flag given on the command line wins over the
+environment, which wins over the default. ``python app.py --help`` lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEFAULT_TOWERS = "tweetmaker/tweetmaker-clip-towers"
+DEFAULT_DATASET = "tweetmaker/ai-tweets"
+ENV_PREFIX = "TWEETMAKER_"
+# Gradio's own variables are honoured too, so a Space (which sets GRADIO_SERVER_NAME=0.0.0.0) just works.
+GRADIO_ENV = {"host": "GRADIO_SERVER_NAME", "port": "GRADIO_SERVER_PORT"}
+
+
+@dataclass
+class AppSettings:
+    towers: str = field(
+        default=DEFAULT_TOWERS,
+        metadata={"help": "Trained towers: a Hub model id or a local directory written by train/finetune.py."},
+    )
+    towers_revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of the towers."})
+    dataset: str = field(
+        default=DEFAULT_DATASET,
+        metadata={"help": "Tweets data set (Hub id, save_to_disk dir or parquet dir), used to build the index."},
+    )
+    dataset_revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of the data set."})
+    dataset_split: str | None = field(
+        default=None, metadata={"help": "Split(s) to index, comma-separated; default all splits."}
+    )
+    index_dir: str = field(
+        default=".tweetmaker_cache/index", metadata={"help": "Directory of the persisted Chroma index."}
+    )
+    index_repo: str | None = field(
+        default=None, metadata={"help": "Hub dataset repo holding a built index, pulled when index_dir is empty."}
+    )
+    chroma_host: str | None = field(default=None, metadata={"help": "Use a Chroma server at this host."})
+    chroma_port: int = field(default=8000, metadata={"help": "Port of the Chroma server."})
+    cache_dir: str = field(
+        default=".tweetmaker_cache", metadata={"help": "Where the offline demo keeps its corpus, model and index."}
+    )
+    demo: bool = field(
+        default=False, metadata={"help": "Force the synthetic offline demo (tiny model trained on the twin)."}
+    )
+    host: str = field(default="127.0.0.1", metadata={"help": "Address to serve on (0.0.0.0 to expose it)."})
+    port: int = field(default=7860, metadata={"help": "Port to serve on."})
+    share: bool = field(default=False, metadata={"help": "Create a public Gradio share link."})
+    max_concurrency: int = field(
+        default=2, metadata={"help": "Model-bound requests run at once (they share the CPU/GPU)."}
+    )
+    queue_size: int = field(
+        default=64, metadata={"help": "Requests waiting at most; beyond it users are asked to retry."}
+    )
+    max_file_size_mb: float = field(default=10.0, metadata={"help": "Largest upload accepted, in megabytes."})
+    max_text_chars: int = field(default=2000, metadata={"help": "Longest draft text accepted."})
+    rebuild_stale_index: bool = field(
+        default=True, metadata={"help": "Rebuild an index made by other towers instead of refusing to start."}
+    )
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"--port must be between 1 and 65535, got {self.port}.")
+        if self.max_concurrency < 1:
+            raise ValueError("--max_concurrency must be at least 1.")
+        if self.queue_size < 1:
+            raise ValueError("--queue_size must be at least 1.")
+        if self.max_file_size_mb <= 0:
+            raise ValueError("--max_file_size_mb must be positive.")
+        if self.max_text_chars < 1:
+            raise ValueError("--max_text_chars must be at least 1.")
+
+    @property
+    def index_path(self) -> Path:
+        return Path(self.index_dir).expanduser()
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir).expanduser()
+
+
+def env_defaults(environ: Mapping[str, str]) -> dict[str, object]:
+    """Settings found in the environment, converted to each field's type."""
+    values: dict[str, object] = {}
+    for item in fields(AppSettings):
+        names = [ENV_PREFIX + item.name.upper()]
+        if item.name in GRADIO_ENV:
+            names.append(GRADIO_ENV[item.name])
+        raw = next((environ[name] for name in names if environ.get(name) not in (None, "")), None)
+        if raw is None:
+            continue
+        kind = item.type if isinstance(item.type, str) else getattr(item.type, "__name__", str(item.type))
+        try:
+            if kind.startswith("bool"):
+                values[item.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif kind.startswith("int"):
+                values[item.name] = int(raw)
+            elif kind.startswith("float"):
+                values[item.name] = float(raw)
+            else:
+                values[item.name] = raw
+        except ValueError:
+            raise ValueError(f"Environment variable {names[0]}={raw!r} is not a valid {kind}.") from None
+    return values
+
+
+def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> AppSettings:
+    """Settings from flags (``argv``) over environment variables (``environ``) over defaults."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(AppSettings, description="TweetMaker: recommend images and hashtags for a tweet.")
+    parser.set_defaults(**env_defaults(os.environ if environ is None else environ))
+    (settings,) = parser.parse_args_into_dataclasses(args=list(argv) if argv is not None else None)
+    return settings

@@ -1,0 +1,265 @@
+"""Everything the app loads once at start: towers, index, recommender, and what the About panel shows.
+
+``load_resources(settings)`` resolves, in order:
+
+1. the towers (a local directory or a Hub model id);
+2. the index: opened from ``index_dir`` (or a Chroma server) and checked against the towers; when missing it
+   is pulled from ``index_repo`` or built from the data set; when built by other towers it is rebuilt;
+3. when the towers cannot be had (no network, nothing local) or ``--demo`` is set: the synthetic offline demo,
+   which makes the twin, trains a tiny model on it and indexes it, all cached under ``cache_dir`` so the
+   next start reuses them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tweetmaker.config import AppSettings
+
+if TYPE_CHECKING:
+    from tweetmaker.index import TweetIndex
+    from tweetmaker.search import Recommender
+    from tweetmaker.towers import Towers
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+DEMO_ROWS = 2000
+DEMO_SEED = 0
+# A tiny CLIP trained for about a minute on two CPU cores: enough for attribute-relevant results on the twin.
+DEMO_FINETUNE_ARGS = [
+    "--num_train_epochs", "6", "--per_device_train_batch_size", "64", "--learning_rate", "2e-3",
+    "--lr_warmup_ratio", "0.05", "--seed", "0",
+]
+DEMO_BANNER = (
+    "**Synthetic offline demo.** {reason} These results come from a tiny model trained in a minute on TweetMaker's "
+    "synthetic twin of the AI Tweets corpus, not from real tweets. To use real towers, start the app with "
+    "`python app.py --towers OWNER/NAME_OR_DIR --dataset OWNER/NAME_OR_DIR` (or set `TWEETMAKER_TOWERS` and "
+    "`TWEETMAKER_DATASET`)."
+)
+
+
+class ResourceError(RuntimeError):
+    """The app cannot start with these settings; the message says why and what to change."""
+
+
+@dataclass
+class Resources:
+    """What the handlers need, loaded once (the clip-retrieval ``ClipResource`` pattern)."""
+
+    settings: AppSettings
+    towers: Towers
+    index: TweetIndex
+    recommender: Recommender
+    towers_source: str
+    dataset_source: str
+    demo_reason: str | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_demo(self) -> bool:
+        return self.demo_reason is not None
+
+    @property
+    def banner(self) -> str | None:
+        return DEMO_BANNER.format(reason=self.demo_reason) if self.is_demo else None
+
+    def close(self) -> None:
+        self.index.close()
+
+
+def _print_progress(message: str) -> None:
+    logger.info(message)
+    print(f"[tweetmaker] {message}", flush=True)
+
+
+def _looks_local(source: str) -> bool:
+    return Path(source).expanduser().exists() or source.startswith((".", "/", "~")) or source.count("/") > 1
+
+
+def load_resources(settings: AppSettings, progress: Progress = _print_progress) -> Resources:
+    """Load towers and index per ``settings``, falling back to the synthetic offline demo when needed."""
+    from tweetmaker.towers import load_towers
+
+    if settings.demo:
+        return load_demo_resources(settings, "It was asked for with --demo.", progress)
+    try:
+        progress(f"Loading towers from {settings.towers} ...")
+        towers = load_towers(settings.towers, revision=settings.towers_revision)
+    except Exception as error:  # noqa: BLE001 - any failure to get towers from the Hub means: offline demo
+        if _looks_local(settings.towers):
+            raise ResourceError(f"Could not load towers from {settings.towers!r}: {error}") from error
+        reason = (f"The towers {settings.towers!r} could not be loaded from the Hugging Face Hub "
+                  f"({type(error).__name__}: {_first_line(error)}).")
+        progress(reason + " Starting the synthetic offline demo instead.")
+        return load_demo_resources(settings, reason, progress)
+    index = ensure_index(settings, towers, settings.index_path, settings.dataset, progress)
+    return _assemble(settings, towers, index, settings.towers, settings.dataset, None)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+def ensure_index(settings: AppSettings, towers: Towers, index_dir: Path, dataset: str, progress: Progress
+                 ) -> TweetIndex:
+    """Open the index built by ``towers``; pull, build or rebuild it when missing or stale."""
+    from tweetmaker.index import IndexNotFoundError, StaleIndexError, build_index, open_index, pull_index
+
+    location = {"host": settings.chroma_host, "port": settings.chroma_port}
+    try:
+        return open_index(index_dir, towers=towers, **location)
+    except IndexNotFoundError as error:
+        progress(f"No index yet ({_first_line(error)}).")
+        rebuild = False
+    except StaleIndexError as error:
+        if not settings.rebuild_stale_index:
+            raise ResourceError(f"{error} (start with --rebuild_stale_index to rebuild it automatically)") from error
+        progress(f"The index does not fit these towers; rebuilding it. ({_first_line(error)})")
+        rebuild = True
+    if not rebuild and settings.index_repo and not settings.chroma_host:
+        try:
+            progress(f"Pulling the index from {settings.index_repo} ...")
+            pull_index(settings.index_repo, index_dir)
+            return open_index(index_dir, towers=towers, **location)
+        except Exception as error:  # noqa: BLE001 - a failed pull falls back to building locally
+            progress(f"Could not use the index from {settings.index_repo} ({_first_line(error)}); building it.")
+            rebuild = True
+    progress(f"Building the index from {dataset} (embedding every tweet once; later starts reuse it) ...")
+    started = time.perf_counter()
+    try:
+        build_index(dataset, towers, index_dir, split=settings.dataset_split, rebuild=rebuild,
+                    revision=settings.dataset_revision, **location)
+    except (ConnectionError, FileNotFoundError) as error:
+        raise ResourceError(f"Cannot build the index: {error}") from error
+    progress(f"Index built in {time.perf_counter() - started:.0f} s.")
+    return open_index(index_dir, towers=towers, **location)
+
+
+@contextmanager
+def _demo_lock(directory: Path):
+    """One process prepares the demo at a time; a second start waits instead of training twice."""
+    import fcntl
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".prepare.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def demo_paths(cache_dir: Path) -> dict[str, Path]:
+    root = cache_dir / "demo"
+    return {"root": root, "corpus": root / "corpus", "dataset": root / "dataset", "base": root / "base",
+            "towers": root / "towers", "index": root / "index"}
+
+
+def prepare_demo_assets(cache_dir: Path, progress: Progress = _print_progress) -> dict[str, Path]:
+    """Make (or reuse) the synthetic twin, its data set, a tiny trained model and its index dir.
+
+    Each step writes into a staging directory and renames it into place when done, so an interrupted first
+    start is simply redone next time; a finished step is never repeated.
+    """
+    paths = demo_paths(cache_dir)
+    with _demo_lock(paths["root"]):
+        if not (paths["corpus"] / "test.csv").is_file():
+            from tweetmaker.synthetic import generate_corpus
+
+            progress(f"Offline demo: writing the synthetic twin ({DEMO_ROWS} tweets) ...")
+            with _staged(paths["corpus"]) as staging:
+                generate_corpus(staging, rows=DEMO_ROWS, seed=DEMO_SEED)
+        if not (paths["dataset"] / "dataset_dict.json").is_file():
+            from train import prepare_dataset
+
+            progress("Offline demo: converting it into a data set ...")
+            prepare_dataset.main(["--source_dir", str(paths["corpus"]), "--output_dir", str(paths["dataset"])])
+        if not (paths["base"] / "config.json").is_file():
+            from tweetmaker.towers import write_tiny_clip
+
+            with _staged(paths["base"]) as staging:
+                write_tiny_clip(staging)
+        if not (paths["towers"] / "all_results.json").is_file():
+            from train import finetune
+
+            progress("Offline demo: training a tiny model on the twin (about a minute on CPU, once) ...")
+            with _staged(paths["towers"]) as staging:
+                finetune.main(["--dataset", str(paths["dataset"]), "--base_model", str(paths["base"]),
+                               "--output_dir", str(staging), *DEMO_FINETUNE_ARGS])
+    return paths
+
+
+@contextmanager
+def _staged(target: Path):
+    staging = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_demo_resources(settings: AppSettings, reason: str, progress: Progress = _print_progress) -> Resources:
+    """The synthetic offline demo: the cached tiny model and index, made on first use."""
+    from tweetmaker.towers import load_towers
+
+    progress("Starting the SYNTHETIC OFFLINE DEMO: " + reason)
+    paths = prepare_demo_assets(settings.cache_path, progress)
+    towers = load_towers(paths["towers"])
+    demo_settings = AppSettings(**{**settings.__dict__, "chroma_host": None, "index_repo": None,
+                                   "dataset_split": None})
+    index = ensure_index(demo_settings, towers, paths["index"], str(paths["dataset"]), progress)
+    progress(f"Demo ready: tiny towers at {paths['towers']}, index at {paths['index']}. To use real towers run "
+             "`python app.py --towers OWNER/NAME_OR_DIR --dataset OWNER/NAME_OR_DIR`.")
+    return _assemble(settings, towers, index, str(paths["towers"]), str(paths["dataset"]), reason)
+
+
+def _assemble(settings: AppSettings, towers: Towers, index: TweetIndex, towers_source: str, dataset_source: str,
+              demo_reason: str | None) -> Resources:
+    from tweetmaker.search import Recommender
+
+    return Resources(
+        settings=settings, towers=towers, index=index, recommender=Recommender(towers, index),
+        towers_source=towers_source, dataset_source=dataset_source, demo_reason=demo_reason,
+        results=_read_results(towers_source), examples=pick_examples(index),
+    )
+
+
+def _read_results(towers_source: str) -> dict[str, Any]:
+    """The training run's ``all_results.json`` when the towers are local (the About panel shows it)."""
+    path = Path(towers_source).expanduser() / "all_results.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+    return {}
+
+
+def pick_examples(index: TweetIndex, count: int = 4) -> list[dict[str, Any]]:
+    """A few tweets of the corpus, spread over it, so a first visit has something to click."""
+    total = index.count("text")
+    if total == 0:
+        return []
+    step = max(1, total // count)
+    page = index.collections["text"].get(limit=total, include=["metadatas"])
+    examples = []
+    for position in range(0, min(total, step * count), step):
+        metadata = dict(page["metadatas"][position] or {})
+        examples.append({"id": page["ids"][position], "text": metadata.get("text", ""),
+                         "image": index.image_path(metadata)})
+    return examples
