@@ -1,0 +1,404 @@
+"""Index build: exact contents, resumption after interruptions (incl. SIGKILL), staleness, persistence, Hub round trip.
+
+Every check runs against the embedded database and, through the ``--chroma_host`` path, against a real
+``chroma run`` server started by the tests. The expected embeddings are computed here, straight from the data
+set and the towers, and compared with what Chroma returns; persistence is checked from a freshly started process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.chroma_server import Backend, backend_fixture
+from tweetmaker import index as index_module
+from tweetmaker.index import (
+    IMAGES_DIRNAME,
+    MODALITIES,
+    IndexLockedError,
+    IndexNotFoundError,
+    StaleIndexError,
+    build_index,
+    build_lock,
+    open_index,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Equal up to float noise: the index embeds in its own batch sizes, the reference in others.
+ATOL = 1e-5
+
+
+@pytest.fixture(scope="module", params=["embedded", "server"])
+def backend(request, tmp_path_factory):
+    yield from backend_fixture(request, tmp_path_factory)
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def towers_dirs(tiny_clip_dir, tmp_path_factory) -> dict[str, Path]:
+    """Two different sets of saved towers ("a" from the session's tiny CLIP, "b" from another seed)."""
+    from tweetmaker.towers import build_towers_from_base, write_tiny_clip
+
+    root = tmp_path_factory.mktemp("towers")
+    other_base = write_tiny_clip(root / "base_b", seed=1)
+    dirs = {}
+    for name, base in (("a", tiny_clip_dir), ("b", other_base)):
+        dirs[name] = build_towers_from_base(base, device="cpu").save(root / name)
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def towers(towers_dirs):
+    from tweetmaker.towers import load_towers
+
+    return {name: load_towers(path, device="cpu") for name, path in towers_dirs.items()}
+
+
+@pytest.fixture(scope="module")
+def dataset(tweets_dir):
+    from tweetmaker.data import load_tweets
+
+    return load_tweets(tweets_dir)
+
+
+@pytest.fixture(scope="module")
+def small_dataset(dataset):
+    """A 72-row slice of both splits: keeps the many builds of the property test quick."""
+    import datasets
+
+    return datasets.DatasetDict(
+        {"train": dataset["train"].select(range(48)), "test": dataset["test"].select(range(24))}
+    )
+
+
+@pytest.fixture(scope="module")
+def big_dataset_dir(tmp_path_factory) -> Path:
+    """1,100 tweets: above Chroma's sync threshold (1,000), where its HNSW index is flushed differently."""
+    from train import prepare_dataset
+    from tweetmaker.synthetic import generate_corpus
+
+    root = tmp_path_factory.mktemp("big")
+    generate_corpus(root / "source", rows=1100, seed=1)
+    prepare_dataset.main(["--source_dir", str(root / "source"), "--output_dir", str(root / "dataset")])
+    return root / "dataset"
+
+
+def reference_embeddings(dataset, towers) -> dict[str, dict[str, np.ndarray]]:
+    """{modality: {tweet_id: embedding}} computed directly from the rows, the way a reader of the spec would."""
+    import datasets
+
+    from tweetmaker.data import decode_image
+
+    rows = []
+    for part in dataset.values():
+        rows.extend(part.cast_column("image", datasets.Image(decode=False)))
+    images = [decode_image(row["image"]["bytes"] or row["image"]["path"]) for row in rows]
+    with_text = [row for row in rows if row["text"].strip()]
+    with_tags = [row for row in rows if row["hashtags"].strip()]
+    return {
+        "image": dict(zip([row["tweet_id"] for row in rows], towers.encode_images(images))),
+        "text": dict(zip([row["tweet_id"] for row in with_text], towers.encode_texts([r["text"] for r in with_text]))),
+        "hashtag": dict(
+            zip([row["tweet_id"] for row in with_tags], towers.encode_hashtags([r["hashtags"] for r in with_tags]))
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def small_reference(small_dataset, towers):
+    return {name: reference_embeddings(small_dataset, t) for name, t in towers.items()}
+
+
+@pytest.fixture(scope="module")
+def reference_a(dataset, towers):
+    return reference_embeddings(dataset, towers["a"])
+
+
+# ------------------------------------------------------------------------------------------------ checks
+
+
+def dump_index(index) -> dict[str, dict[str, list]]:
+    """Ids, embeddings and each item's nearest neighbour (queried with its own embedding) per modality."""
+    out = {}
+    for modality in MODALITIES:
+        ids, embeddings = index.all_embeddings(modality)
+        nearest = [hits[0].id if hits else None for hits in index.query(modality, embeddings, k=1)] if ids else []
+        out[modality] = {"ids": ids, "embeddings": embeddings.tolist(), "nearest": nearest,
+                         "count": index.count(modality)}
+    return out
+
+
+def dump_from_fresh_process(index_dir: Path, backend: Backend, prefix: str, tmp_path: Path) -> dict:
+    """The same dump, made by a newly started Python process (persistence across a restart)."""
+    output = tmp_path / f"dump-{time.monotonic_ns()}.json"
+    script = (
+        "import json, sys; from tweetmaker.index import open_index; from tests.test_index import dump_index; "
+        "host = sys.argv[2] or None; port = int(sys.argv[3]) if sys.argv[3] else None; "
+        "index = open_index(sys.argv[1], host=host, port=port, prefix=sys.argv[4]); "
+        "json.dump(dump_index(index), open(sys.argv[5], 'w')); index.close()"
+    )
+    args = [str(index_dir), backend.host or "", str(backend.port or ""), prefix, str(output)]
+    subprocess.run([sys.executable, "-c", script, *args], cwd=REPO_ROOT, check=True, timeout=120)
+    return json.loads(output.read_text())
+
+
+def assert_dump_matches(dump: dict, reference: dict[str, dict[str, np.ndarray]]) -> None:
+    """Exactly the corpus ids, once each, the towers' embeddings, and every item its own nearest neighbour."""
+    for modality in MODALITIES:
+        got, expected = dump[modality], reference[modality]
+        assert len(got["ids"]) == len(set(got["ids"])), f"{modality}: duplicate ids"
+        assert sorted(got["ids"]) == sorted(expected), f"{modality}: ids differ from the corpus"
+        assert got["count"] == len(expected)
+        embeddings = np.asarray(got["embeddings"], dtype=np.float32)
+        wanted = np.stack([expected[tweet_id] for tweet_id in got["ids"]])
+        np.testing.assert_allclose(embeddings, wanted, atol=ATOL, err_msg=f"{modality}: embeddings differ")
+        # Nearest neighbour is the item itself, or an exact duplicate of it (identical texts exist).
+        position = {tweet_id: i for i, tweet_id in enumerate(got["ids"])}
+        for i, nearest in enumerate(got["nearest"]):
+            similarity = float(wanted[i] @ wanted[position[nearest]])
+            assert similarity >= 1 - 1e-4, f"{modality}: nearest of {got['ids'][i]} is {nearest} ({similarity:.4f})"
+
+
+def assert_index_matches(index_dir, backend, prefix, reference, tmp_path, fresh_process=True) -> None:
+    index = open_index(index_dir, **backend.location(prefix))
+    try:
+        assert index.completed
+        assert_dump_matches(dump_index(index), reference)
+        ids, _ = index.all_embeddings("image")
+        for hit in index.get("image", ids[:5], with_embeddings=False).values():
+            assert index.image_path(hit.metadata) is not None, "a record's image copy is missing"
+    finally:
+        index.close()
+    if fresh_process:
+        assert_dump_matches(dump_from_fresh_process(index_dir, backend, prefix, tmp_path), reference)
+
+
+# ------------------------------------------------------------------------------------------------ tests
+
+
+def test_build_holds_the_corpus_with_metadata_and_a_second_run_changes_nothing(
+    backend, dataset, towers, reference_a, tmp_path
+):
+    prefix = backend.new_prefix()
+    report = build_index(dataset, towers["a"], tmp_path / "index", source="synthetic", progress=False,
+                         batch_size=100, **backend.location(prefix))
+    assert report.completed and report.embedded == 240 and not report.skipped_images
+    assert_index_matches(tmp_path / "index", backend, prefix, reference_a, tmp_path, fresh_process=False)
+
+    index = open_index(tmp_path / "index", towers=towers["a"], **backend.location(prefix))
+    row = dataset["train"][0]
+    hit = index.get("text", [row["tweet_id"]], with_embeddings=False)[row["tweet_id"]]
+    meta = hit.metadata
+    assert meta["text"] == row["text"] and meta["hashtags"] == row["hashtags"]
+    assert meta["hashtag_list"] == row["hashtag_list"]
+    assert (meta["likes"], meta["retweets"], meta["replies"]) == (row["likes"], row["retweets"], row["replies"])
+    assert isinstance(meta["date"], int) and abs(meta["date"] - index_module.to_epoch_seconds(row["date"])) == 0
+    assert meta["attr_topic"] == row["attr_topic"] and meta["split"] == "train"
+    from PIL import Image
+
+    with Image.open(index.image_path(meta)) as stored:
+        assert max(stored.size) <= index_module.IMAGE_MAX_SIDE
+    config = index.collections["image"].configuration["hnsw"]
+    assert config["space"] == "cosine" and config["ef_search"] == index_module.DEFAULT_HNSW["ef_search"]
+    assert index.manifest.embedding_dim == towers["a"].embedding_dim
+    index.close()
+
+    images_before = sorted(p.name for p in (tmp_path / "index" / IMAGES_DIRNAME).iterdir())
+    again = build_index(dataset, towers["a"], tmp_path / "index", source="elsewhere", progress=False,
+                        **backend.location(prefix))
+    assert again.up_to_date and again.embedded == 0 and again.counts == report.counts
+    assert sorted(p.name for p in (tmp_path / "index" / IMAGES_DIRNAME).iterdir()) == images_before
+    if backend.host is None:
+        assert (tmp_path / "index" / "manifest.json").is_file()
+
+
+BUILD_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(["build", "rebuild"]),
+        st.sampled_from(["a", "b"]),
+        st.one_of(st.none(), st.integers(min_value=0, max_value=2)),  # stop after N batches (an interruption)
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(steps=BUILD_STEPS)
+def test_random_sequences_of_builds_interruptions_and_rebuilds(
+    backend, small_dataset, towers, small_reference, tmp_path_factory, steps
+):
+    """Whatever happened before, finishing the build leaves exactly the corpus, embedded by the right towers."""
+    index_dir = tmp_path_factory.mktemp("sequence") / "index"
+    prefix = backend.new_prefix()
+    built_with = None  # the towers the existing collections belong to
+    for action, which, max_batches in steps:
+        kwargs = {"batch_size": 32, "max_batches": max_batches, "progress": False, **backend.location(prefix)}
+        if action == "build" and built_with not in (None, which):
+            with pytest.raises(StaleIndexError, match="--rebuild"):
+                build_index(small_dataset, towers[which], index_dir, **kwargs)
+            continue
+        report = build_index(small_dataset, towers[which], index_dir, rebuild=action == "rebuild", **kwargs)
+        built_with = which
+        if not report.completed:
+            with pytest.raises(StaleIndexError, match="incomplete"):
+                open_index(index_dir, **backend.location(prefix))
+    final = built_with or "a"
+    report = build_index(small_dataset, towers[final], index_dir, batch_size=32, progress=False,
+                         **backend.location(prefix))
+    assert report.completed
+    assert_index_matches(index_dir, backend, prefix, small_reference[final], tmp_path_factory.mktemp("dump"))
+
+
+@pytest.fixture(scope="module")
+def big_dataset(big_dataset_dir):
+    from tweetmaker.data import load_tweets
+
+    return load_tweets(big_dataset_dir)
+
+
+@pytest.fixture(scope="module")
+def big_reference(big_dataset, towers):
+    return reference_embeddings(big_dataset, towers["a"])
+
+
+def test_build_killed_with_sigkill_resumes_to_exactly_one_record_per_tweet(
+    backend, big_dataset_dir, big_dataset, big_reference, towers_dirs, towers, tmp_path
+):
+    """SIGKILL mid-build (1,100 tweets, past Chroma's 1,000-item flush threshold), then resume, then restart."""
+    index_dir = tmp_path / "index"
+    prefix = backend.new_prefix()
+    command = [sys.executable, "-m", "tweetmaker.index", "build", "--dataset", str(big_dataset_dir),
+               "--towers", str(towers_dirs["a"]), "--index_dir", str(index_dir), "--batch_size", "150",
+               "--no_progress", *backend.cli_args(prefix)]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        for line in process.stderr:
+            if "batch 3 done" in line:
+                break
+        time.sleep(0.3)  # land somewhere inside the next batch
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+        process.stderr.close()
+    assert process.returncode == -signal.SIGKILL, "the build finished before it could be killed"
+    with pytest.raises(StaleIndexError, match="incomplete"):
+        open_index(index_dir, **backend.location(prefix))
+
+    report = build_index(big_dataset, towers["a"], index_dir, source=str(big_dataset_dir), progress=False,
+                         **backend.location(prefix))
+    assert report.completed and 0 < report.embedded < 1100
+    assert report.counts == {"image": 1100, "text": 1100, "hashtag": 1100}
+    assert_index_matches(index_dir, backend, prefix, big_reference, tmp_path)
+
+
+def test_stale_index_is_refused_with_a_clear_message_and_rebuild_replaces_it(
+    backend, small_dataset, dataset, towers, tmp_path
+):
+    index_dir = tmp_path / "index"
+    prefix = backend.new_prefix()
+    location = backend.location(prefix)
+    build_index(small_dataset, towers["a"], index_dir, progress=False, **location)
+
+    with pytest.raises(StaleIndexError, match="built with towers") as error:
+        open_index(index_dir, towers=towers["b"], **location)
+    assert "--rebuild" in str(error.value)
+    with pytest.raises(StaleIndexError, match="built from data set"):  # same towers, other data
+        build_index(dataset, towers["a"], index_dir, progress=False, **location)
+
+    report = build_index(dataset, towers["b"], index_dir, rebuild=True, progress=False, **location)
+    assert report.completed and report.counts["image"] == 240
+    open_index(index_dir, towers=towers["b"], **location).close()
+    if backend.host is None:
+        stored = {p.name for p in (index_dir / IMAGES_DIRNAME).iterdir()}
+        assert stored == {index_module.image_file_name(i) for part in dataset.values() for i in part["tweet_id"]}
+
+
+def test_one_writer_at_a_time(small_dataset, towers, tmp_path):
+    index_dir = tmp_path / "index"
+    build_index(small_dataset, towers["a"], index_dir, progress=False)
+    with build_lock(index_dir):
+        with pytest.raises(IndexLockedError, match="Another process"):
+            build_index(small_dataset, towers["a"], index_dir, progress=False)
+        with pytest.raises(IndexLockedError):
+            open_index(index_dir)
+    open_index(index_dir).close()
+
+
+def test_missing_index_says_how_to_make_one(tmp_path):
+    with pytest.raises(IndexNotFoundError, match="tweetmaker.index build"):
+        open_index(tmp_path / "nothing")
+
+
+def test_cli_build_info_push_and_pull_round_trip(small_dataset, towers_dirs, towers, fake_hub, tmp_path, capsys):
+    source = tmp_path / "data"
+    small_dataset.save_to_disk(str(source))
+    index_dir = tmp_path / "index"
+    assert index_module.main(["build", "--dataset", str(source), "--towers", str(towers_dirs["a"]),
+                              "--index_dir", str(index_dir), "--no_progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["completed"] is True
+    assert index_module.main(["info", "--index_dir", str(index_dir)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["counts"] == {"image": 72, "text": 72, "hashtag": 72}
+    assert info["manifest"]["towers"]["content_hash"] == towers["a"].identity["content_hash"]
+
+    index_module.push_index(index_dir, "someone/tweet-index", api=fake_hub)
+    repo = fake_hub.repo_dir("someone/tweet-index", "dataset")
+    assert (repo / "manifest.json").is_file() and (repo / "README.md").is_file() and (repo / "chroma").is_dir()
+    assert not (repo / index_module.LOCK_FILENAME).exists()
+    assert fake_hub.calls_named("create_repo")[0]["repo_type"] == "dataset"
+
+    pulled = index_module.pull_index("someone/tweet-index", tmp_path / "pulled", api=fake_hub)
+    original = open_index(index_dir, towers=towers["a"])
+    copy = open_index(pulled, towers=towers["a"])
+    query = towers["a"].encode_texts(["a robot on a red background"])
+    assert [h.id for h in copy.query("image", query, 5)[0]] == [h.id for h in original.query("image", query, 5)[0]]
+    hit = copy.query("image", query, 1)[0][0]
+    assert copy.image_path(hit.metadata).parent == pulled / IMAGES_DIRNAME
+    original.close()
+    copy.close()
+
+
+def test_query_edge_cases_never_crash(small_dataset, towers, tmp_path):
+    index_dir = tmp_path / "index"
+    build_index(small_dataset, towers["a"], index_dir, progress=False)
+    index = open_index(index_dir)
+    query = towers["a"].encode_texts(["robot"])
+    assert len(index.query("image", query, 10_000)[0]) == 72  # k above the collection size
+    assert index.query("image", query, 0) == [[]]
+    assert index.get("image", ["no-such-id"]) == {}
+    index.close()
+
+
+def test_measure_hnsw_reports_recall_against_exact_search():
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((400, 16)).astype(np.float32)
+    table = index_module.measure_hnsw(vectors, [{"max_neighbors": 16, "ef_construction": 100, "ef_search": 100}],
+                                      n_queries=50)
+    assert table[0]["recall@10"] >= 0.99 and table[0]["latency_ms_mean"] > 0
+    exact = index_module.exact_neighbours(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), vectors[:3], 1)
+    assert exact[:, 0].tolist() == [0, 1, 2]
+    assert "recall@10" in index_module.markdown_table(table).splitlines()[0]
+
+
+def test_dates_become_epoch_seconds():
+    from datetime import datetime, timezone
+
+    assert index_module.to_epoch_seconds(datetime(2024, 1, 1, tzinfo=timezone.utc)) == 1704067200
+    assert index_module.to_epoch_seconds(datetime(2024, 1, 1)) == 1704067200  # naive dates are UTC
+    assert index_module.to_epoch_seconds("2024-01-01 00:00:00") == 1704067200
+    assert index_module.to_epoch_seconds(None) is None and index_module.to_epoch_seconds("not a date") is None
