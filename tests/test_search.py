@@ -1,0 +1,283 @@
+"""Search: the app's queries against brute force, hashtag aggregation, re-ranking, and edge cases.
+
+Mechanics are checked with untrained towers against exact expectations computed here by brute force;
+quality (attribute-relevant results) with towers trained by train/finetune.py on the synthetic twin.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+
+from tests.chroma_server import backend_fixture
+from tweetmaker.index import Hit, build_index, open_index
+from tweetmaker.search import (
+    QueryError,
+    Ranking,
+    Recommender,
+    aggregate_hashtags,
+    engagement_value,
+    mix,
+    rerank,
+)
+
+
+@pytest.fixture(scope="module", params=["embedded", "server"])
+def backend(request, tmp_path_factory):
+    yield from backend_fixture(request, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def towers(tiny_clip_dir, tmp_path_factory):
+    from tweetmaker.towers import build_towers_from_base, load_towers
+
+    saved = build_towers_from_base(tiny_clip_dir, device="cpu").save(tmp_path_factory.mktemp("towers") / "t")
+    return load_towers(saved, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def dataset(tweets_dir):
+    from tweetmaker.data import load_tweets
+
+    return load_tweets(tweets_dir)
+
+
+@pytest.fixture(scope="module")
+def built(backend, dataset, towers, tmp_path_factory):
+    """The whole synthetic corpus indexed with the untrained towers, on each backend."""
+    index_dir = tmp_path_factory.mktemp("index") / "index"
+    prefix = backend.new_prefix()
+    build_index(dataset, towers, index_dir, progress=False, **backend.location(prefix))
+    index = open_index(index_dir, towers=towers, **backend.location(prefix))
+    yield index
+    index.close()
+
+
+@pytest.fixture(scope="module")
+def recommender(built, towers):
+    return Recommender(towers, built)
+
+
+@pytest.fixture(scope="module")
+def corpus(built):
+    """Brute-force reference: every collection's ids, embeddings and metadata."""
+    out = {}
+    for modality in ("image", "text", "hashtag"):
+        ids, embeddings = built.all_embeddings(modality)
+        records = built.get(modality, ids, with_embeddings=False)
+        metadata = {tweet_id: record.metadata for tweet_id, record in records.items()}
+        out[modality] = (ids, embeddings, metadata)
+    return out
+
+
+def exact_top(corpus, modality, vector, k):
+    ids, embeddings, _ = corpus[modality]
+    scores = embeddings @ vector
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [ids[i] for i in order], scores[order]
+
+
+def first_image(dataset):
+    return dataset["test"][0]["image"]
+
+
+# ------------------------------------------------------------------------------------------------ against brute force
+
+
+def test_text_to_images_equals_exact_search(recommender, towers, corpus):
+    text = "three red robots on a striped background"
+    results = recommender.text_to_images(text, k=10)
+    vector = towers.encode_texts([text])[0]
+    expected_ids, expected_scores = exact_top(corpus, "image", vector / np.linalg.norm(vector), 10)
+    assert [r.id for r in results] == expected_ids
+    np.testing.assert_allclose([r.score for r in results], expected_scores, atol=1e-4)
+    for result in results:
+        assert result.breakdown["similarity"] == pytest.approx(result.score)
+        assert result.breakdown["engagement"] == result.breakdown["recency"] == result.breakdown["diversity"] == 0
+        assert result.image_path is not None and result.image_path.is_file()
+
+
+def test_combined_query_mixes_normalised_embeddings(recommender, towers, corpus, dataset):
+    text, image = "a chart of growth", first_image(dataset)
+    t = towers.encode_texts([text])[0]
+    i = towers.encode_images([image])[0]
+    for weight in (0.0, 0.3, 1.0):
+        expected = weight * t / np.linalg.norm(t) + (1 - weight) * i / np.linalg.norm(i)
+        expected /= np.linalg.norm(expected)
+        np.testing.assert_allclose(recommender.query_vector(text, image, weight), expected, atol=1e-5)
+        got = recommender.text_image_to_images(text, image, text_weight=weight, k=5)
+        assert [r.id for r in got] == exact_top(corpus, "image", expected, 5)[0]
+    combined = recommender.combined(text, image, text_weight=0.3, k=5)
+    assert [r.id for r in combined.tweets] == [r.id for r in recommender.text_image_to_images(text, image, 0.3, 5)]
+    # one input alone is that input's query
+    np.testing.assert_allclose(recommender.query_vector(None, image), i / np.linalg.norm(i), atol=1e-5)
+
+
+def test_similar_tweets_and_image_queries_use_the_right_collections(recommender, towers, corpus, dataset):
+    image = first_image(dataset)
+    i = towers.encode_images([image])[0]
+    assert [r.id for r in recommender.image_to_tweets(image, k=5)] == exact_top(corpus, "image", i, 5)[0]
+    text = dataset["test"][1]["text"]
+    t = towers.encode_texts([text])[0]
+    results = recommender.text_to_tweets(text, k=5)
+    assert [r.id for r in results] == exact_top(corpus, "text", t, 5)[0]
+    assert results[0].id == dataset["test"][1]["tweet_id"] or results[0].text == text  # a tweet finds itself
+
+
+def test_image_to_hashtags_aggregates_the_exact_neighbours(recommender, towers, corpus, dataset):
+    from tweetmaker.data import normalize_hashtag
+
+    image = first_image(dataset)
+    vector = towers.encode_images([image])[0]
+    recommendation = recommender.image_to_hashtags(image, k=4, min_score=0.0, max_hashtags=100)
+    neighbours = {}
+    for modality in ("image", "hashtag"):
+        ids, scores = exact_top(corpus, modality, vector, 20)
+        neighbours[modality] = [Hit(i, float(s), corpus[modality][2][i]) for i, s in zip(ids, scores)]
+    expected = aggregate_hashtags(neighbours, source_weights={"image": 0.5, "hashtag": 0.5}, min_score=0.0,
+                                  limit=100)
+    assert [h.tag for h in recommendation.hashtags] == [h.tag for h in expected]
+    np.testing.assert_allclose([h.score for h in recommendation.hashtags], [h.score for h in expected], atol=1e-4)
+    keys = [normalize_hashtag(h.tag) for h in recommendation.hashtags]
+    assert len(keys) == len(set(keys)), "hashtags are distinct, case-insensitively"
+    assert all(0 <= h.score <= 1 + 1e-9 for h in recommendation.hashtags)
+    assert len(recommendation.tweets) == 4
+    strict = recommender.image_to_hashtags(image, min_score=0.2)
+    assert all(h.score >= 0.2 for h in strict.hashtags)
+    assert recommender.text_to_hashtags("robots", max_hashtags=3).hashtags[:3] is not None
+
+
+# ------------------------------------------------------------------------------------------------ hashtag aggregation
+
+
+def hit(tweet_id, similarity, hashtags, **metadata):
+    return Hit(tweet_id, similarity, {"hashtags": hashtags, **metadata})
+
+
+def test_hashtags_are_distinct_case_insensitively_in_their_most_common_spelling():
+    neighbours = {"image": [hit("1", 0.9, "#ai #Robots"), hit("2", 0.9, "#AI #robots"), hit("3", 0.9, "#AI")]}
+    tags = aggregate_hashtags(neighbours, min_score=0.0)
+    assert [t.tag for t in tags] == ["AI", "Robots"]  # AI: 2 of 3 spell it "AI"; robots: a tie, first seen wins
+    assert tags[0].score == pytest.approx(1.0) and tags[0].support == 3
+    assert tags[1].score == pytest.approx(2 / 3) and tags[1].support == 2
+
+
+def test_hashtag_scores_follow_similarity_and_the_threshold_cuts():
+    neighbours = {"image": [hit("near", 0.9, "#Rockets"), hit("far", 0.5, "#Cooking")]}
+    tags = aggregate_hashtags(neighbours, temperature=0.1, min_score=0.0)
+    assert [t.tag for t in tags] == ["Rockets", "Cooking"]
+    assert tags[0].score == pytest.approx(1 / (1 + math.exp(-4)))
+    assert sum(t.score for t in tags) == pytest.approx(1.0)
+    assert [t.tag for t in aggregate_hashtags(neighbours, temperature=0.1, min_score=0.05)] == ["Rockets"]
+    assert aggregate_hashtags({"image": []}) == []
+    assert aggregate_hashtags({"image": [hit("x", 0.9, "")]}) == []
+
+
+def test_hashtag_sources_are_averaged_by_weight():
+    neighbours = {"image": [hit("a", 0.9, "#One")], "hashtag": [hit("b", 0.9, "#Two")]}
+    tags = aggregate_hashtags(neighbours, source_weights={"image": 0.75, "hashtag": 0.25}, min_score=0.0)
+    assert [(t.tag, round(t.score, 3)) for t in tags] == [("One", 0.75), ("Two", 0.25)]
+    assert tags[0].breakdown == {"image": 1.0, "hashtag": 0.0}
+
+
+# ------------------------------------------------------------------------------------------------ re-ranking
+
+
+def test_rerank_blends_engagement_and_recency_and_the_breakdown_adds_up():
+    day = 86400
+    hits = [
+        Hit("similar", 0.50, {"likes": 0, "date": 100 * day}),
+        Hit("popular", 0.45, {"likes": 10_000, "retweets": 50, "date": 10 * day}),
+        Hit("recent", 0.46, {"likes": 0, "date": 400 * day}),
+    ]
+    assert [r.id for r in rerank(hits, 3, Ranking())] == ["similar", "recent", "popular"]
+    assert [r.id for r in rerank(hits, 3, Ranking(engagement=1.0))][0] == "popular"
+    assert [r.id for r in rerank(hits, 3, Ranking(recency=1.0))][0] == "recent"
+    for result in rerank(hits, 3, Ranking(engagement=0.5, recency=0.5)):
+        parts = result.breakdown
+        assert parts["score"] == pytest.approx(parts["similarity"] + parts["engagement"] + parts["recency"]
+                                               + parts["diversity"])
+        assert result.score == pytest.approx(parts["score"])
+    assert engagement_value({"likes": 9}) == pytest.approx(math.log(10))
+
+
+def test_mmr_diversity_demotes_near_duplicates():
+    same = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+    other = np.array([0.0, 1.0, 0.0], dtype=np.float32)
+    hits = [Hit("a", 0.9, {}, same), Hit("a-copy", 0.89, {}, same), Hit("b", 0.8, {}, other)]
+    assert [r.id for r in rerank(hits, 2, Ranking())] == ["a", "a-copy"]
+    diverse = rerank(hits, 2, Ranking(diversity=0.5))
+    assert [r.id for r in diverse] == ["a", "b"]
+    assert diverse[1].breakdown["diversity"] == pytest.approx(0.0)  # b is orthogonal to a: no penalty
+    third = rerank(hits, 3, Ranking(diversity=0.5))[2]
+    assert third.id == "a-copy" and third.breakdown["diversity"] == pytest.approx(-0.5)
+
+
+def test_reranked_search_keeps_k_and_reports_its_parts(recommender):
+    results = recommender.text_to_images("robots", k=5, engagement=0.5, recency=0.3, diversity=0.4)
+    assert len(results) == 5 and len({r.id for r in results}) == 5
+    assert any(r.breakdown["engagement"] > 0 for r in results)
+
+
+# ------------------------------------------------------------------------------------------------ edge cases
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t", None])
+def test_empty_text_is_a_clear_query_error(recommender, text):
+    with pytest.raises(QueryError, match="Type a draft"):
+        recommender.text_to_images(text)
+    with pytest.raises(QueryError):
+        recommender.text_to_hashtags(text)
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40])
+def test_unreadable_image_is_a_clear_query_error(recommender, data):
+    with pytest.raises(QueryError) as error:
+        recommender.image_to_hashtags(data)
+    assert isinstance(error.value, ValueError) and str(error.value)
+
+
+def test_truncated_image_file_is_a_clear_query_error(recommender, dataset, tmp_path):
+    buffer = io.BytesIO()
+    first_image(dataset).save(buffer, format="JPEG")
+    with pytest.raises(QueryError, match="truncated|damaged|corrupt"):
+        recommender.image_to_tweets(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+
+
+def test_k_and_weights_are_validated_and_k_may_exceed_the_collection(recommender):
+    assert len(recommender.text_to_images("robots", k=10_000)) == 240
+    for bad_k in (0, -3, "many"):
+        with pytest.raises(QueryError, match="number of results"):
+            recommender.text_to_images("robots", k=bad_k)
+    with pytest.raises(QueryError, match="between 0 and 1"):
+        recommender.text_to_images("robots", engagement=2)
+    with pytest.raises(QueryError, match="balance"):
+        recommender.combined("robots", None, text_weight=1.5)
+    with pytest.raises(QueryError, match="text, an image, or both"):
+        recommender.combined("  ", None)
+    with pytest.raises(QueryError, match="cancel out"):
+        mix(np.ones(3), -np.ones(3), 0.5)
+
+
+def test_empty_collections_give_empty_results(dataset, towers, tmp_path):
+    empty = dataset["train"].select([])
+    build_index(empty, towers, tmp_path / "index", progress=False)
+    index = open_index(tmp_path / "index", towers=towers)
+    recommender = Recommender(towers, index)
+    assert recommender.text_to_images("robots") == []
+    assert recommender.text_to_tweets("robots", diversity=0.5) == []
+    recommendation = recommender.image_to_hashtags(first_image(dataset))
+    assert recommendation.tweets == [] and recommendation.hashtags == []
+    index.close()
+
+
+def test_recommender_refuses_an_index_built_by_other_towers(built, tmp_path):
+    from tweetmaker.index import StaleIndexError
+    from tweetmaker.towers import build_towers_from_base, write_tiny_clip
+
+    other = build_towers_from_base(write_tiny_clip(tmp_path / "other", seed=5), device="cpu")
+    with pytest.raises(StaleIndexError, match="--rebuild"):
+        Recommender(other, built)
