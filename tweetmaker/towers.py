@@ -66,6 +66,19 @@ def text_embeddings(model: nn.Module, input_ids: torch.Tensor, attention_mask: t
     return l2_normalize(model(input_ids=input_ids, attention_mask=attention_mask).text_embeds)
 
 
+def preprocess_images(image_processor: Any, images: Sequence[Any]) -> torch.Tensor:
+    """PIL images (any mode) -> ``pixel_values`` (batch, 3, H, W) float32, as the image tower expects."""
+    rgb = [image if image.mode == "RGB" else image.convert("RGB") for image in images]
+    return image_processor(images=rgb, return_tensors="pt")["pixel_values"]
+
+
+def tokenize_texts(tokenizer: Any, texts: Sequence[str | None], max_length: int) -> dict[str, torch.Tensor]:
+    """Texts (None counts as "") -> padded ``input_ids``/``attention_mask`` truncated to ``max_length`` tokens."""
+    clean = [text if isinstance(text, str) else "" for text in texts]
+    encoded = tokenizer(clean, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
 class TowersModule(nn.Module):
     """The three towers as one ``nn.Module`` so training can ``prepare`` (and DDP-wrap) them together."""
 
@@ -146,16 +159,11 @@ class Towers:
     # -- preprocessing (shared by encoding and the training collate function) --------------------------------------
     def preprocess_images(self, images: Sequence[Any]) -> torch.Tensor:
         """PIL images -> ``pixel_values`` (batch, 3, H, W) float32 on the CPU."""
-        rgb = [image if image.mode == "RGB" else image.convert("RGB") for image in images]
-        return self.image_processor(images=rgb, return_tensors="pt")["pixel_values"]
+        return preprocess_images(self.image_processor, images)
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Texts -> padded ``input_ids``/``attention_mask``, truncated to the context length."""
-        clean = [text if isinstance(text, str) else "" for text in texts]
-        encoded = self.tokenizer(
-            clean, padding=True, truncation=True, max_length=self.max_text_length, return_tensors="pt"
-        )
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+        return tokenize_texts(self.tokenizer, texts, self.max_text_length)
 
     # -- encoding ----------------------------------------------------------------------------------------------------
     def encode_images(self, images: Sequence[Any], batch_size: int = 32) -> np.ndarray:
