@@ -148,7 +148,11 @@ def test_save_and_load_round_trip(tmp_path, base_towers, images):
     assert manifest["base_model"]["content_hash"] == base_towers.identity["content_hash"]
 
     loaded = load_towers(str(saved), device="cpu")
-    assert loaded.identity["kind"] == "towers" and loaded.identity["content_hash"] == content_hash(saved)
+    assert loaded.identity["kind"] == "towers"
+    assert loaded.identity["content_hash"] == content_hash(saved, TOWER_NAMES)
+    (saved / "checkpoints").mkdir()  # training leaves checkpoints beside the towers: not part of their identity
+    (saved / "checkpoints" / "model.safetensors").write_bytes(b"x")
+    assert load_towers(str(saved), device="cpu").identity["content_hash"] == loaded.identity["content_hash"]
     assert loaded.identity["base_model"] == manifest["base_model"]
     np.testing.assert_allclose(loaded.encode_images(images), base_towers.encode_images(images), atol=1e-6)
     np.testing.assert_allclose(loaded.encode_texts(TEXTS), base_towers.encode_texts(TEXTS), atol=1e-6)

@@ -383,7 +383,7 @@ def resolve_checkpoint(value: str, output_dir: Path) -> Path | None:
 
 # -- evaluation -----------------------------------------------------------------------------------------------------
 def evaluate(
-    accelerator: Any, model: nn.Module, dataloader: DataLoader, labels: list[Any] | None
+    accelerator: Any, model: nn.Module, dataloader: DataLoader, rows: int, labels: list[Any] | None
 ) -> dict[str, dict[str, float]] | None:
     """Embed the eval split on every process, gather in order, score on the main process (None elsewhere)."""
     model.eval()
@@ -400,7 +400,11 @@ def evaluate(
     model.train()
     if not accelerator.is_main_process:
         return None
-    order = torch.argsort(torch.cat(chunks["index"]))
+    indices = torch.cat(chunks["index"])
+    if not torch.equal(torch.sort(indices).values, torch.arange(rows)):
+        # gather_for_metrics must hand back each eval row exactly once, whatever the number of processes.
+        raise RuntimeError(f"Evaluation gathered {len(indices)} rows for an eval split of {rows}")
+    order = torch.argsort(indices)
     embeddings = {key: torch.cat(chunks[key])[order].numpy() for key in ("image", "text", "hashtag")}
     return tower_metrics(embeddings, labels=labels, k_values=K_VALUES)
 
@@ -589,7 +593,8 @@ def main(argv: list[str] | None = None, *, hub_api: Any | None = None) -> dict[s
         state = TrainState(**json.loads((checkpoint / STATE_FILE).read_text()))
     else:
         logger.info("Evaluating before training")
-        state.history.append({"epoch": 0, "step": 0, "metrics": evaluate(accelerator, model, eval_loader, labels)})
+        before = evaluate(accelerator, model, eval_loader, len(eval_data), labels)
+        state.history.append({"epoch": 0, "step": 0, "metrics": before})
 
     logger.info("Training: %d rows, %d epochs, %d optimizer steps, global batch %d x %d accumulation",
                 len(train_data), num_epochs, max_steps, global_batch, args.gradient_accumulation_steps)
@@ -642,7 +647,7 @@ def main(argv: list[str] | None = None, *, hub_api: Any | None = None) -> dict[s
                                 args.checkpoints_total_limit)
         epoch_steps = state.step_losses[state.epoch_start_step:]
         state.epoch_losses.append(sum(epoch_steps) / max(len(epoch_steps), 1))
-        metrics = evaluate(accelerator, model, eval_loader, labels)
+        metrics = evaluate(accelerator, model, eval_loader, len(eval_data), labels)
         state.history.append({"epoch": epoch + 1, "step": state.completed_steps, "metrics": metrics})
         if accelerator.is_main_process:
             logger.info("epoch %d: mean loss %.4f, %s", epoch + 1, state.epoch_losses[-1], _headline(metrics))

@@ -229,11 +229,14 @@ class Towers:
 
 
 # -- identity ---------------------------------------------------------------------------------------------------------
-def content_hash(directory: str | Path) -> str:
-    """sha256 over every ``*.safetensors`` file under ``directory`` (relative path + bytes), in path order."""
+def content_hash(directory: str | Path, subdirs: Sequence[str] | None = None) -> str:
+    """sha256 over the ``*.safetensors`` files under ``directory`` (or only its ``subdirs``): relative path + bytes."""
     root = Path(directory)
     digest = hashlib.sha256()
-    files = sorted(root.rglob("*.safetensors"))
+    if subdirs is None:
+        files = sorted(root.rglob("*.safetensors"))
+    else:
+        files = sorted(path for name in subdirs for path in (root / name).rglob("*.safetensors"))
     if not files:
         raise TowersError(f"No .safetensors weights under {root}")
     for path in files:
@@ -263,8 +266,10 @@ def resolve_source(
     return Path(local), Path(local).name
 
 
-def _identity(source: str | Path, local: Path, revision: str | None) -> dict[str, Any]:
-    return {"source": str(source), "revision": revision, "content_hash": content_hash(local)}
+def _identity(
+    source: str | Path, local: Path, revision: str | None, subdirs: Sequence[str] | None = None
+) -> dict[str, Any]:
+    return {"source": str(source), "revision": revision, "content_hash": content_hash(local, subdirs)}
 
 
 # -- building and loading ------------------------------------------------------------------------------------------
@@ -354,7 +359,8 @@ def load_towers(
     image_processor = AutoImageProcessor.from_pretrained(local / "image")
     tokenizer = AutoTokenizer.from_pretrained(local / "text")
     identity = {
-        **_identity(source, local, resolved),
+        # Only the towers count: a training output folder may also hold checkpoints.
+        **_identity(source, local, resolved, TOWER_NAMES),
         "kind": "towers",
         "base_model": manifest.get("base_model"),
     }
