@@ -1,0 +1,1 @@
+"""TweetMaker's benchmark runner: ``python benchmarks/run.py [--quick] [--out BENCHMARKS.md]``."""

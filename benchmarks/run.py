@@ -1,0 +1,215 @@
+"""TweetMaker's benchmarks: speed and quality side by side, each figure a ratio against a same-run reference.
+
+    python benchmarks/run.py [--quick] [--out BENCHMARKS.md] [--workdir DIR]
+
+Writes the markdown report to ``--out`` and the same figures as JSON next to it (``BENCHMARKS.json``). The full
+run is the default; ``--quick`` finishes in under 10 minutes on a 2-core machine; ``--smoke`` (used by the test
+suite) runs every figure at toy sizes with a tiny model in place of ViT-B/32 and says nothing about speed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Offline and quiet before any library is imported: nothing may be downloaded or reported home.
+for _name, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_EVALUATE_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "ANONYMIZED_TELEMETRY": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+from pathlib import Path  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a script: make `benchmarks`, `tweetmaker` and `train` importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+import argparse  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from typing import Any  # noqa: E402
+
+from benchmarks import analysis, figures, report  # noqa: E402
+from benchmarks.context import PROFILES, Context, log  # noqa: E402
+from benchmarks.stats import Figure  # noqa: E402
+
+METHOD = """
+- **Speed towers**: a `CLIPModel` with the exact shapes of `openai/clip-vit-base-patch32` (ViT-B/32 image encoder,
+  12-layer 512-wide text encoder, 512-d projections, 77-token context, quick-GELU), randomly initialised in code
+  (`benchmarks/workspace.py`) because nothing can be downloaded here; speed does not depend on the weights. It is
+  split into towers by `build_towers_from_base`, saved, and loaded back with `load_towers`, as the app does. The
+  real BPE vocabulary cannot be downloaded either, so the tiny offline byte-level BPE tokenizer of
+  `tweetmaker.towers` is used with a 77-token cap (twin tweets come out at the token count shown in figure 1).
+  The image processor is the real checkpoint's `preprocessor_config.json` (224 px, bicubic, centre crop).
+- **Indexes for latency (figures 1, 2, 4, 6)**: embedding 100k real images with ViT-B/32 on two CPU cores would
+  take hours, so the `image` collection is filled directly with synthetic 512-d unit vectors (clustered in a
+  64-d subspace plus noise, like real embeddings; uniformly random vectors are HNSW's worst case and nothing like
+  a model's output) and with the metadata `tweetmaker.index.record_metadata` gives every record, using the
+  project's chosen HNSW settings and manifest, so the app opens it as a built index. The `text` and `hashtag`
+  collections hold 200 records (the text→image query never touches them). Queries for figure 2 are corpus
+  vectors plus noise (a query lands near, not on, its image). Figure 2 is also measured on the twin's own
+  embeddings (fine-tuned tiny towers, test texts as queries against all images).
+- **Queries** are distinct twin tweet texts, so no cache can answer a repeat.
+- **Indexing (figure 3)** uses twin images (about 300 px JPEG/PNG); the reference runs the image tower on
+  pixel tensors already in memory, at the fastest batch size of a short sweep.
+- **Serving (figure 4) and cold start (figure 6)** run `python app.py` in its own process on 127.0.0.1 (closed at
+  the end) and call it with `gradio_client` (results' files not downloaded). The cold-start reference is a fresh
+  interpreter that imports `tweetmaker.towers` and runs `load_towers` on the same towers; one warm-up round of
+  both fills the page cache first.
+- **Training (figure 5)** runs `train/finetune.py` in-process on the ViT-B/32 towers and reads the time between
+  consecutive optimizer steps from a global optimizer step hook (evaluation and saving are outside those
+  intervals). The bare loop uses the same towers, loss, AdamW and clipping on pre-collated tensors.
+- **Quality (figure 7)**: tiny towers fine-tuned on the twin by `train/finetune.py` (the offline demo's recipe),
+  scored with `tweetmaker.metrics.tower_metrics` (exact search) on the test split, against the same towers
+  before fine-tuning. Targets are the Training issue's acceptance criteria.
+- Medians are reported as the value of each figure; p95 and means are listed per figure. The load from other
+  processes is measured from `/proc/stat` minus this run's own CPU time.
+"""
+
+
+def full_run_text() -> str:
+    rows = []
+    for field in ("latency_sizes", "defaults_sizes", "latency_repeats", "recall_queries", "index_images",
+                  "build_repeats", "serve_serial", "serve_per_client", "train_batch", "train_steps",
+                  "cold_repeats", "quality_rows"):
+        rows.append(f"| {field} | {getattr(PROFILES['quick'], field)} | {getattr(PROFILES['full'], field)} |")
+    return "\n".join([
+        "`python benchmarks/run.py --out BENCHMARKS.md` (no `--quick`) runs the same figures at the sizes below. "
+        "On this 2-core machine it takes about 30-40 minutes, most of it filling the 100k-item collections "
+        "(chosen and default HNSW settings) and the ViT-B/32 training steps at batch 32. Run it on an otherwise "
+        "idle machine; `--workdir DIR` keeps the generated models, twin and indexes for the next run.",
+        "",
+        "| setting | --quick | full |",
+        "|---|---|---|",
+        *rows,
+    ])
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="smaller sizes; under 10 minutes on 2 cores")
+    size.add_argument("--smoke", action="store_true", help="toy sizes and a tiny model: checks the runner works")
+    parser.add_argument("--out", default="BENCHMARKS.md", help="markdown report; the JSON goes next to it")
+    parser.add_argument("--workdir", default=None,
+                        help="keep models, data and indexes here and reuse them (default: a temporary directory)")
+    parser.add_argument("--only", default=None, help="comma-separated figure numbers to run (development)")
+    return parser.parse_args(argv)
+
+
+def quiet_libraries() -> None:
+    """Keep the console for the benchmark's own progress: no per-request HTTP logs or loading bars."""
+    import logging
+
+    import datasets
+    import transformers
+
+    for name in ("httpx", "httpcore", "gradio_client", "chromadb"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quiet_libraries()
+    profile = PROFILES["smoke" if args.smoke else "quick" if args.quick else "full"]
+    only = {int(part) for part in args.only.split(",")} if args.only else set(range(1, 8))
+    out = Path(args.out)
+    json_path = out.with_suffix(".json")
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="tweetmaker-bench-"))
+    ctx = Context(profile, workdir)
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    began = time.perf_counter()
+    start_cpu = report.cpu_snapshot()
+    results: list[Figure] = []
+    errors: list[dict[str, str]] = []
+    loads: dict[str, dict[str, float]] = {}
+
+    def attempt(part: str, numbers: set[int], function: Callable[[], list[Figure]]) -> None:
+        if not numbers & only:
+            return
+        log(f"--- {part}")
+        part_began, part_cpu = time.perf_counter(), report.cpu_snapshot()
+        try:
+            results.extend(function())
+        except Exception as error:  # noqa: BLE001 - one broken measurement must not lose the others
+            traceback.print_exc()
+            errors.append({"part": part, "error": f"{type(error).__name__}: {error}"})
+        loads[part] = report.load_between(part_cpu, report.cpu_snapshot(), time.perf_counter() - part_began)
+        log(f"--- {part} done in {loads[part]['wall_s']} s (other processes: "
+            f"{loads[part]['other_processes_cores']} cores)")
+
+    try:
+        first, *others = profile.latency_sizes
+        attempt(f"query latency, Chroma, serving and cold start at {first:,}", {1, 2, 4, 6},
+                lambda: _first_size_suite(ctx, first, only))
+        for size in others:
+            attempt(f"query latency and Chroma at {size:,}", {1, 2},
+                    lambda size=size: figures.speed_at_size(ctx, size, first=False))
+        attempt("indexing throughput", {3}, lambda: figures.indexing_throughput(ctx))
+        attempt("training step throughput", {5}, lambda: figures.training_throughput(ctx))
+        attempt("quality", {7}, lambda: figures.quality(ctx))
+        attempt("Chroma on the twin's embeddings", {2}, lambda: figures.twin_hnsw(ctx))
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    results.sort(key=lambda figure: figure.number)  # stable: keeps the measuring order within a figure
+    duration = time.perf_counter() - began
+    command = "python benchmarks/run.py" + (" --quick" if args.quick else " --smoke" if args.smoke else "")
+    meta: dict[str, Any] = {
+        "run": {"command": command, "profile": profile.name, "started": started_at, "duration_s": round(duration, 1),
+                "json": json_path.name, "errors": errors, "app_processes": figures.APPS_STARTED},
+        "machine": report.machine_info(),
+        "libraries": report.library_versions(),
+        "load": {**report.load_between(start_cpu, report.cpu_snapshot(), duration), "parts": loads},
+        "settings": ctx.settings(),
+    }
+    meta["analysis"] = analysis.analyse(results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report.write_json(json_path, results, meta)
+    out.write_text(report.render_markdown(results, meta, errors, METHOD, full_run_text()), encoding="utf-8")
+    log(f"wrote {out} and {json_path} in {duration / 60:.1f} min; {len(results)} figures, {len(errors)} errors")
+    return 1 if errors else 0
+
+
+def _first_size_suite(ctx: Context, size: int, only: set[int]) -> list[Figure]:
+    """Figures 1, 2, 6 and 4 on the smallest index: one set of resources, and the cold-start app kept for serving."""
+    results: list[Figure] = []
+    if only & {1, 2}:
+        results += figures.speed_at_size(ctx, size, first=True)
+    if not only & {4, 6}:
+        return results
+    index_dir = ctx.speed_index_dir(size)
+    # The app gets its own copy: Chroma is not process-safe on one directory, and this process has it open too.
+    app_index = ctx.workdir / f"app-index-{size}"
+    shutil.rmtree(app_index, ignore_errors=True)
+    shutil.copytree(index_dir, app_index)
+    cold, app = figures.cold_start(ctx, app_index)
+    try:
+        results += cold
+        if 4 in only:
+            resources = ctx.load_resources(index_dir)
+            try:
+                results += figures.serving_overhead(ctx, resources, app)
+            finally:
+                resources.close()
+    finally:
+        app.close()
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(main())

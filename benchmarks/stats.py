@@ -1,0 +1,168 @@
+"""Timing helpers and the figure record the report is made of.
+
+Every figure is a ratio against a reference measured in the same run, and the two sides are measured
+interleaved (A B B A ...) so that load from other processes on a shared machine hits both alike.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Stats:
+    """Summary of repeated measurements (warm-up already excluded)."""
+
+    n: int
+    median: float
+    p95: float
+    mean: float
+    min: float
+    max: float
+    unit: str = "s"
+
+    @classmethod
+    def of(cls, samples: Sequence[float], unit: str = "s") -> Stats:
+        values = np.asarray(list(samples), dtype=np.float64)
+        if values.size == 0:
+            return cls(0, math.nan, math.nan, math.nan, math.nan, math.nan, unit)
+        return cls(
+            int(values.size),
+            float(np.median(values)),
+            float(np.percentile(values, 95)),
+            float(values.mean()),
+            float(values.min()),
+            float(values.max()),
+            unit,
+        )
+
+    def scaled(self, factor: float, unit: str) -> Stats:
+        """The same summary in another unit (seconds -> ms: factor 1000)."""
+        return Stats(self.n, self.median * factor, self.p95 * factor, self.mean * factor, self.min * factor,
+                     self.max * factor, unit)
+
+
+@dataclass
+class Figure:
+    """One reported figure: a value, the reference it is compared with, their ratio and the target.
+
+    ``ratio`` is value / reference. ``target`` is a predicate on the ratio (``("<=", 1.3)``) or on the value
+    when ``target_on`` is "value"; ``met`` is None when the issue sets no target for the figure.
+    """
+
+    number: int
+    name: str
+    value: float
+    reference: float
+    unit: str
+    description: str = ""
+    reference_description: str = ""
+    target: tuple[str, float] | None = None
+    target_on: str = "ratio"
+    extra_targets: list[tuple[str, str, float]] = field(default_factory=list)  # (on, op, bound)
+    value_stats: Stats | None = None
+    reference_stats: Stats | None = None
+    notes: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        if self.reference == 0 or not math.isfinite(self.reference) or not math.isfinite(self.value):
+            return math.nan
+        return self.value / self.reference
+
+    def _checks(self) -> list[tuple[str, str, float]]:
+        checks = [(self.target_on, *self.target)] if self.target else []
+        return checks + list(self.extra_targets)
+
+    @property
+    def met(self) -> bool | None:
+        checks = self._checks()
+        if not checks:
+            return None
+        return all(_holds(self.ratio if on == "ratio" else self.value, op, bound) for on, op, bound in checks)
+
+    @property
+    def target_text(self) -> str:
+        parts = [f"{'ratio' if on == 'ratio' else 'value'} {op} {bound:g}" for on, op, bound in self._checks()]
+        return " and ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "name": self.name,
+            "value": _finite(self.value),
+            "reference": _finite(self.reference),
+            "ratio": _finite(self.ratio),
+            "unit": self.unit,
+            "target": self.target_text or None,
+            "met": self.met,
+            "description": self.description,
+            "reference_description": self.reference_description,
+            "value_stats": asdict(self.value_stats) if self.value_stats else None,
+            "reference_stats": asdict(self.reference_stats) if self.reference_stats else None,
+            "notes": self.notes,
+            "details": self.details,
+        }
+
+
+def _holds(value: float, op: str, bound: float) -> bool:
+    if not math.isfinite(value):
+        return False
+    return {"<=": value <= bound, ">=": value >= bound, "<": value < bound, ">": value > bound}[op]
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def interleaved(
+    subject: Callable[[int], Any],
+    reference: Callable[[int], Any],
+    *,
+    repeats: int,
+    warmup: int = 1,
+) -> tuple[list[float], list[float]]:
+    """Seconds per call of ``subject(i)`` and ``reference(i)``, measured alternately, warm-up excluded.
+
+    The order flips every repetition (A B, B A, ...) so a slow spell on the machine is shared by both sides.
+    """
+    for i in range(warmup):
+        subject(i)
+        reference(i)
+    subject_times: list[float] = []
+    reference_times: list[float] = []
+    for i in range(repeats):
+        pair = ((subject, subject_times), (reference, reference_times))
+        for function, times in pair if i % 2 == 0 else pair[::-1]:
+            began = time.perf_counter()
+            function(warmup + i)
+            times.append(time.perf_counter() - began)
+    return subject_times, reference_times
+
+
+def repeated(function: Callable[[int], Any], *, repeats: int, warmup: int = 1) -> list[float]:
+    """Seconds per call of ``function(i)``, warm-up excluded."""
+    for i in range(warmup):
+        function(i)
+    times = []
+    for i in range(repeats):
+        began = time.perf_counter()
+        function(warmup + i)
+        times.append(time.perf_counter() - began)
+    return times
+
+
+def load_average() -> tuple[float, float, float]:
+    """The 1/5/15-minute load average (how busy the shared machine was)."""
+    try:
+        return os.getloadavg()
+    except OSError:
+        return (math.nan, math.nan, math.nan)
