@@ -85,7 +85,14 @@ class Backend:
     name: str
     host: str | None = None
     port: int | None = None
+    server: ChromaServer | None = None
     _numbers: Iterator[int] = field(default_factory=itertools.count)
+
+    def restart(self) -> None:
+        """Stop and start the server on the same data (persistence across a restart); nothing when embedded."""
+        if self.server is not None:
+            self.server.stop()
+            self.server.start()
 
     def new_prefix(self) -> str:
         # One server serves many tests: each gets collections of its own.
@@ -106,4 +113,4 @@ def backend_fixture(request: Any, tmp_path_factory: Any) -> Iterator[Backend]:
         yield Backend("embedded")
         return
     with ChromaServer(tmp_path_factory.mktemp("chroma_server") / "data") as server:
-        yield Backend("server", server.host, server.port)
+        yield Backend("server", server.host, server.port, server)

@@ -182,6 +182,7 @@ def assert_index_matches(index_dir, backend, prefix, reference, tmp_path, fresh_
     finally:
         index.close()
     if fresh_process:
+        backend.restart()  # a server must serve the same index after a restart, as a new process must read it
         assert_dump_matches(dump_from_fresh_process(index_dir, backend, prefix, tmp_path), reference)
 
 

@@ -137,8 +137,9 @@ def test_image_to_hashtags_aggregates_the_exact_neighbours(recommender, towers, 
     for modality in ("image", "hashtag"):
         ids, scores = exact_top(corpus, modality, vector, 20)
         neighbours[modality] = [Hit(i, float(s), corpus[modality][2][i]) for i, s in zip(ids, scores)]
+    assert recommender.hashtag_temperature == pytest.approx(1 / towers.logit_scale)
     expected = aggregate_hashtags(neighbours, source_weights={"image": 0.5, "hashtag": 0.5}, min_score=0.0,
-                                  limit=100)
+                                  limit=100, temperature=recommender.hashtag_temperature)
     assert [h.tag for h in recommendation.hashtags] == [h.tag for h in expected]
     np.testing.assert_allclose([h.score for h in recommendation.hashtags], [h.score for h in expected], atol=1e-4)
     keys = [normalize_hashtag(h.tag) for h in recommendation.hashtags]

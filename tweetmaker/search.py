@@ -36,7 +36,8 @@ RERANK_POOL_FACTOR = 4
 RERANK_POOL_MIN = 20
 # Half-life of the recency bonus, in days, measured back from the newest candidate.
 RECENCY_HALF_LIFE_DAYS = 90.0
-# Hashtag aggregation defaults, chosen on the synthetic twin with fine-tuned towers (see tests/test_search.py).
+# Hashtag aggregation defaults, checked on the synthetic twin with fine-tuned towers (see tests/test_search.py).
+# The temperature is the towers' own (1 / logit scale) when they carry one; this is the fallback.
 HASHTAG_NEIGHBOURS = 20
 HASHTAG_TEMPERATURE = 0.05
 MIN_HASHTAG_SCORE = 0.05
@@ -279,11 +280,17 @@ def aggregate_hashtags(
 class Recommender:
     """Answers the app's queries from the towers and a read-only index built by those same towers."""
 
-    def __init__(self, towers: Towers, index: TweetIndex, *, check: bool = True) -> None:
+    def __init__(self, towers: Towers, index: TweetIndex, *, check: bool = True,
+                 hashtag_temperature: float | None = None) -> None:
         if check:
             index.check_towers(towers)  # wrong towers would return confidently wrong neighbours
         self.towers = towers
         self.index = index
+        # The towers' own softmax temperature (1 / CLIP's logit scale) is calibrated to their similarity range,
+        # so neighbour weights stay sharp for OpenAI CLIP (scale 100) and for a tiny model alike.
+        scale = getattr(towers, "logit_scale", None)
+        default = 1.0 / float(scale) if scale and float(scale) > 0 else HASHTAG_TEMPERATURE
+        self.hashtag_temperature = float(hashtag_temperature or default)
 
     # -- query embeddings ------------------------------------------------------------------------------------------
     def embed_text(self, text: str | None) -> np.ndarray:
@@ -328,12 +335,12 @@ class Recommender:
 
     def hashtags_for(self, vector: np.ndarray, *, sources: dict[str, float] | None = None,
                      neighbours: int = HASHTAG_NEIGHBOURS, min_score: float = MIN_HASHTAG_SCORE,
-                     limit: int = MAX_HASHTAGS, temperature: float = HASHTAG_TEMPERATURE) -> list[HashtagResult]:
+                     limit: int = MAX_HASHTAGS, temperature: float | None = None) -> list[HashtagResult]:
         """Individual hashtags for a query embedding, voted by its nearest tweets in each source collection."""
         sources = sources or HASHTAG_SOURCES
         found = {name: self.index.query(name, vector, neighbours)[0] for name in sources}
-        return aggregate_hashtags(found, source_weights=sources, temperature=temperature, min_score=min_score,
-                                  limit=limit)
+        return aggregate_hashtags(found, source_weights=sources, temperature=temperature or self.hashtag_temperature,
+                                  min_score=min_score, limit=limit)
 
     # -- the app's queries -----------------------------------------------------------------------------------------
     def text_to_images(self, text: str, k: int = 8, **ranking: Any) -> list[TweetResult]:
@@ -384,3 +391,39 @@ def _check_k(k: Any) -> int:
     if value < 1:
         raise QueryError(f"The number of results must be at least 1, not {value}.")
     return value
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+
+def evaluate_search(recommender: Recommender, queries: Any, *, k: int = 10, hashtag_k: int = 5,
+                    relevance: str = "attr_topic", limit: int | None = None) -> dict[str, float]:
+    """Quality of the app's queries, with the tweets of ``queries`` (a data set split) as queries.
+
+    ``*_precision@k``: share of the top-k results whose ``relevance`` attribute (``attr_topic`` on the synthetic
+    twin) equals the query tweet's; ``image_to_hashtags_recall@hashtag_k``: share of a query tweet's own tags
+    found among the top ``hashtag_k`` recommended for its image (case-insensitive).
+    """
+    rows = queries if limit is None else queries.select(range(min(limit, len(queries))))
+    totals: dict[str, list[float]] = {}
+
+    def add(name: str, value: float) -> None:
+        totals.setdefault(name, []).append(value)
+
+    def precision(results: Sequence[TweetResult], wanted: Any) -> float:
+        return sum(r.metadata.get(relevance) == wanted for r in results) / k
+
+    for row in rows:
+        wanted = row.get(relevance)
+        if row["text"].strip():
+            add(f"text_to_image_precision@{k}", precision(recommender.text_to_images(row["text"], k=k), wanted))
+            add(f"text_to_tweets_precision@{k}", precision(recommender.text_to_tweets(row["text"], k=k), wanted))
+            combined = recommender.text_image_to_images(row["text"], row["image"], 0.5, k=k)
+            add(f"text_image_to_images_precision@{k}", precision(combined, wanted))
+        add(f"image_to_tweets_precision@{k}", precision(recommender.image_to_tweets(row["image"], k=k), wanted))
+        own = {normalize_hashtag(tag) for tag in row["hashtag_list"]}
+        if own:
+            recommended = recommender.image_to_hashtags(row["image"], k=1, max_hashtags=hashtag_k).hashtags
+            found = {normalize_hashtag(tag.tag) for tag in recommended[:hashtag_k]}
+            add(f"image_to_hashtags_recall@{hashtag_k}", len(own & found) / len(own))
+    return {name: float(np.mean(values)) for name, values in totals.items()}
