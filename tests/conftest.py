@@ -64,3 +64,57 @@ def fake_hub(tmp_path):
     from tests.hub_fake import FakeHubApi
 
     return FakeHubApi(root=tmp_path / "hub")
+
+
+# The offline demo's recipe: a tiny model that learns the twin in a minute or two on 2 CPU cores. The app and
+# search tests reuse the towers it trains; tests/test_finetune.py asserts the recipe reaches the quality bar.
+LEARN_ROWS = 800
+
+
+@pytest.fixture(scope="session")
+def learned(tmp_path_factory) -> dict:
+    """A synthetic twin of LEARN_ROWS tweets, converted, and towers trained on it by the real finetune.py.
+
+    Returns ``{"dataset": Path, "towers": Path, "results": all_results dict}``.
+    """
+    from train import finetune, prepare_dataset
+    from tweetmaker.resources import DEMO_FINETUNE_ARGS, DEMO_TINY_CLIP
+    from tweetmaker.synthetic import generate_corpus
+    from tweetmaker.towers import write_tiny_clip
+
+    root = tmp_path_factory.mktemp("learned")
+    generate_corpus(root / "source", rows=LEARN_ROWS, seed=1)
+    prepare_dataset.main(["--source_dir", str(root / "source"), "--output_dir", str(root / "dataset")])
+    base = write_tiny_clip(root / "base", **DEMO_TINY_CLIP)
+    results = finetune.main(["--dataset", str(root / "dataset"), "--base_model", str(base),
+                             "--output_dir", str(root / "towers"), *DEMO_FINETUNE_ARGS])
+    return {"dataset": root / "dataset", "towers": root / "towers", "results": results}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def running_app(learned, tmp_path_factory):
+    """The real app (app.main) serving the learned towers over HTTP on 127.0.0.1, and a gradio_client for it."""
+    from gradio_client import Client
+
+    import app
+
+    port = _free_port()
+    index_dir = tmp_path_factory.mktemp("app_index") / "index"
+    demo, resources = app.main(
+        ["--towers", str(learned["towers"]), "--dataset", str(learned["dataset"]), "--index_dir", str(index_dir),
+         "--port", str(port), "--max_text_chars", "2000"],
+        prevent_thread_lock=True,
+    )
+    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    yield client, resources
+    client.close()
+    demo.close()
+    resources.close()

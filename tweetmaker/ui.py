@@ -7,6 +7,7 @@ once than the machine can take, and the queue's ``max_size`` turns overload into
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -127,14 +128,14 @@ def breakdown_rows(results: Sequence[Any]) -> list[list[Any]]:
     rows = []
     for rank, result in enumerate(results, start=1):
         parts = result.breakdown
-        rows.append([rank, (result.metadata.get("text") or "")[:80], round(result.score, 4),
+        rows.append([rank, result.id, (result.metadata.get("text") or "")[:80], round(result.score, 4),
                      *(round(float(parts.get(name, 0.0)), 4) for name in BREAKDOWN_COLUMNS),
                      _engagement(result.metadata), _date(result.metadata)])
     return rows
 
 
 BREAKDOWN_COLUMNS = ("similarity", "engagement", "recency", "diversity")
-BREAKDOWN_HEADERS = ["rank", "tweet", "score", *BREAKDOWN_COLUMNS, "engagement (raw)", "date"]
+BREAKDOWN_HEADERS = ["rank", "tweet id", "tweet", "score", *BREAKDOWN_COLUMNS, "engagement (raw)", "date"]
 
 
 def hashtag_rows(hashtags: Sequence[Any]) -> list[list[Any]]:
@@ -151,6 +152,22 @@ def ranking_options(engagement: float, recency: float, diversity: float) -> dict
 # ------------------------------------------------------------------------------------------ handlers
 
 
+def user_errors(handler):
+    """Turn the library's user-facing errors (bad query, unusable image, index trouble) into ``gr.Error``."""
+    from tweetmaker.index import TweetIndexError
+    from tweetmaker.search import QueryError
+
+    @functools.wraps(handler)
+    def wrapped(*args: Any, **kwargs: Any):
+        try:
+            return handler(*args, **kwargs)
+        except (QueryError, ImageDecodeError) as error:
+            raise gr.Error(str(error)) from None
+        except TweetIndexError as error:
+            raise gr.Error(f"The index is unavailable: {error}") from None
+    return wrapped
+
+
 class Handlers:
     """The endpoint functions, bound to the resources loaded at start."""
 
@@ -158,6 +175,7 @@ class Handlers:
         self.resources = resources
         self.max_chars = resources.settings.max_text_chars
 
+    @user_errors
     def text_to_image(self, text: str, k: int = DEFAULT_K, engagement: float = 0.0, recency: float = 0.0,
                       diversity: float = 0.0):
         draft = clean_text(text, self.max_chars)
@@ -167,6 +185,7 @@ class Handlers:
             gr.Warning("No matching images in the index.")
         return gallery_items(self.resources, results), breakdown_rows(results)
 
+    @user_errors
     def image_to_hashtags(self, image: str, k: int = DEFAULT_K, engagement: float = 0.0, recency: float = 0.0,
                           diversity: float = 0.0):
         picture = load_upload(image)
@@ -177,6 +196,7 @@ class Handlers:
         return (hashtag_rows(recommendation.hashtags), format_hashtags([t.tag for t in recommendation.hashtags]),
                 gallery_items(self.resources, recommendation.tweets))
 
+    @user_errors
     def combined(self, text: str, image: str, balance: float = 0.5, k: int = DEFAULT_K, engagement: float = 0.0,
                  recency: float = 0.0, diversity: float = 0.0):
         draft = clean_text(text, self.max_chars, required=False)
@@ -199,21 +219,24 @@ class Handlers:
 # ------------------------------------------------------------------------------------------ layout
 
 
-class UploadedImage(gr.Image):
+def uploaded_image(**options: Any) -> gr.Image:
     """An image input that hands the handler the uploaded file untouched.
 
     ``gr.Image`` opens uploads with Pillow before any handler runs, so a broken or hostile file would fail there
     with Pillow's message. Passing the path on lets ``decode_image`` refuse it with a message that says what to do.
+    (Overridden on the instance: a ``gr.Image`` subclass would make Gradio write a .pyi file into the package.)
     """
+    component = gr.Image(type="filepath", sources=["upload", "clipboard"], **options)
 
-    is_template = True  # rendered by the frontend's Image component
-
-    def preprocess(self, payload):
+    def pass_path(payload: Any) -> str | None:
         if payload is None:
             return None
-        if payload.path is None:
-            raise gr.Error("The upload did not arrive; try again.")
+        if getattr(payload, "path", None) is None:
+            raise gr.Error("The upload did not arrive complete; try again.")
         return str(payload.path)
+
+    component.preprocess = pass_path
+    return component
 
 
 def about_markdown(resources: Resources) -> str:
@@ -269,8 +292,7 @@ def build_demo(resources: Resources) -> gr.Blocks:
                 gr.Examples([[example["text"]] for example in examples if example["text"]], inputs=[text_in],
                             label="Tweets from the corpus")
         with gr.Tab("Image → Hashtags"):
-            image_in = UploadedImage(label="Your image", type="filepath", sources=["upload", "clipboard"],
-                                     height=280)
+            image_in = uploaded_image(label="Your image", height=280)
             image_button = gr.Button("Recommend hashtags", variant="primary")
             with gr.Row():
                 image_tags = gr.Dataframe(headers=["hashtag", "score", "support"], label="Hashtags",
@@ -283,8 +305,7 @@ def build_demo(resources: Resources) -> gr.Blocks:
         with gr.Tab("Text + Image"):
             with gr.Row():
                 both_text = gr.Textbox(label="Draft tweet", lines=3)
-                both_image = UploadedImage(label="Your image", type="filepath", sources=["upload", "clipboard"],
-                                           height=240)
+                both_image = uploaded_image(label="Your image", height=240)
             balance = gr.Slider(0, 1, value=0.5, step=0.05, label="Balance: image ← → text",
                                 info="0 searches by the image alone, 1 by the text alone.")
             both_button = gr.Button("Recommend", variant="primary")
