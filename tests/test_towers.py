@@ -60,7 +60,12 @@ def test_tiny_clip_is_a_hub_style_clip_checkpoint(tiny_clip_dir):
     assert model.config.text_config.vocab_size == len(tokenizer)
     # CLIP pools the text at the first end-of-text token, so the config must agree with the tokenizer.
     assert model.config.text_config.eos_token_id == tokenizer.eos_token_id
-    assert processor(images=[Image.new("RGB", (64, 48))], return_tensors="pt")["pixel_values"].shape[-1] == 32
+    # Wide and tall pictures are squashed to the square input whole (no centre crop): nothing is cut off.
+    assert processor(images=[Image.new("RGB", (64, 24))], return_tensors="pt")["pixel_values"].shape[-2:] == (32, 32)
+    wide = Image.new("RGB", (90, 30), "white")
+    wide.paste((255, 0, 0), (0, 0, 10, 30))  # a red strip at the far left edge survives
+    pixels = processor(images=[wide], return_tensors="pt")["pixel_values"][0]
+    assert pixels[0, :, 0].mean() > pixels[1, :, 0].mean() + 1
 
 
 def test_tiny_clip_is_deterministic_and_configurable(tmp_path, tiny_clip_dir):
@@ -217,7 +222,8 @@ def test_unreachable_hub_repo_names_the_source(monkeypatch):
 
 def test_cli_writes_tiny_clip_and_prints_identity(tmp_path, capsys):
     output = tmp_path / "cli_tiny"
-    assert towers_module.main(["tiny", "--output_dir", str(output), "--hidden_size", "32"]) == 0
+    assert towers_module.main(["tiny", "--output_dir", str(output), "--hidden_size", "32", "--center_crop"]) == 0
+    assert json.loads((output / "processor_config.json").read_text())["image_processor"]["do_center_crop"]
     assert json.loads((output / "config.json").read_text())["text_config"]["hidden_size"] == 32
     assert towers_module.main(["info", str(output)]) == 0
     assert content_hash(output) in capsys.readouterr().out
