@@ -133,13 +133,9 @@ def test_image_to_hashtags_aggregates_the_exact_neighbours(recommender, towers, 
     image = first_image(dataset)
     vector = towers.encode_images([image])[0]
     recommendation = recommender.image_to_hashtags(image, k=4, min_score=0.0, max_hashtags=100)
-    neighbours = {}
-    for modality in ("image", "hashtag"):
-        ids, scores = exact_top(corpus, modality, vector, 20)
-        neighbours[modality] = [Hit(i, float(s), corpus[modality][2][i]) for i, s in zip(ids, scores)]
-    assert recommender.hashtag_temperature == pytest.approx(1 / towers.logit_scale)
-    expected = aggregate_hashtags(neighbours, source_weights={"image": 0.5, "hashtag": 0.5}, min_score=0.0,
-                                  limit=100, temperature=recommender.hashtag_temperature)
+    ids, scores = exact_top(corpus, "image", vector, 20)
+    neighbours = {"image": [Hit(i, float(s), corpus["image"][2][i]) for i, s in zip(ids, scores)]}
+    expected = aggregate_hashtags(neighbours, min_score=0.0, limit=100)
     assert [h.tag for h in recommendation.hashtags] == [h.tag for h in expected]
     np.testing.assert_allclose([h.score for h in recommendation.hashtags], [h.score for h in expected], atol=1e-4)
     keys = [normalize_hashtag(h.tag) for h in recommendation.hashtags]
@@ -148,7 +144,7 @@ def test_image_to_hashtags_aggregates_the_exact_neighbours(recommender, towers, 
     assert len(recommendation.tweets) == 4
     strict = recommender.image_to_hashtags(image, min_score=0.2)
     assert all(h.score >= 0.2 for h in strict.hashtags)
-    assert recommender.text_to_hashtags("robots", max_hashtags=3).hashtags[:3] is not None
+    assert len(recommender.text_to_hashtags("robots", max_hashtags=3, min_score=0.0).hashtags) == 3
 
 
 # ------------------------------------------------------------------------------------------------ hashtag aggregation
@@ -282,3 +278,28 @@ def test_recommender_refuses_an_index_built_by_other_towers(built, tmp_path):
     other = build_towers_from_base(write_tiny_clip(tmp_path / "other", seed=5), device="cpu")
     with pytest.raises(StaleIndexError, match="--rebuild"):
         Recommender(other, built)
+
+
+# ------------------------------------------------------------------------------------------------ quality
+
+
+def test_trained_towers_give_attribute_relevant_results_and_an_images_own_hashtags(learned, tmp_path):
+    """The Search issue's bar, on the twin with towers trained by finetune.py (the conftest's ``learned``)."""
+    from tweetmaker.data import load_tweets
+    from tweetmaker.search import evaluate_search
+    from tweetmaker.towers import load_towers
+
+    trained = learned["results"]["after"]["text_to_image"]["precision@10"]
+    if trained < 0.8:  # tests/test_finetune.py fails on this; search cannot be better than its towers
+        pytest.skip(f"the towers trained by the conftest recipe reach only text->image precision@10 {trained:.2f}")
+    towers = load_towers(learned["towers"], device="cpu")
+    dataset = load_tweets(learned["dataset"])
+    build_index(dataset, towers, tmp_path / "index", progress=False)  # every split, as the app indexes
+    index = open_index(tmp_path / "index", towers=towers)
+    scores = evaluate_search(Recommender(towers, index), dataset["test"], limit=60)
+    index.close()
+    print("search quality on the twin:", scores)
+    assert scores["text_to_image_precision@10"] >= 0.8
+    assert scores["image_to_hashtags_recall@5"] >= 0.8
+    for name in ("text_image_to_images", "image_to_tweets", "text_to_tweets"):
+        assert scores[f"{name}_precision@10"] >= 0.6, name  # chance is 1/8
