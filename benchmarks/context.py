@@ -41,12 +41,8 @@ class Profile:
     train_steps: int
     cold_repeats: int
     quality_rows: int
-    quality_args: tuple[str, ...]
+    quality_args: tuple[str, ...] | None  # None: the offline demo's recipe (tweetmaker.resources.DEMO_FINETUNE_ARGS)
 
-
-# The offline demo's recipe (tweetmaker.resources.DEMO_FINETUNE_ARGS): a tiny CLIP trained for about a minute.
-QUALITY_ARGS = ("--num_train_epochs", "6", "--per_device_train_batch_size", "64", "--learning_rate", "2e-3",
-                "--lr_warmup_ratio", "0.05", "--seed", "0")
 
 PROFILES = {
     "full": Profile(
@@ -54,14 +50,14 @@ PROFILES = {
         defaults_sizes=(10_000, 100_000), latency_repeats=100, warmup=5, recall_queries=500, index_images=512,
         build_repeats=3, forward_batch_sizes=(8, 16, 32, 64), forward_repeats=5, serve_serial=100, serve_clients=4,
         serve_per_client=25, train_batch=32, train_warmup_steps=2, train_steps=10, cold_repeats=5,
-        quality_rows=3000, quality_args=QUALITY_ARGS,
+        quality_rows=3000, quality_args=None,
     ),
     "quick": Profile(
         name="quick", speed_model="vit-b32", twin_rows=2000, latency_sizes=(10_000, 100_000),
         defaults_sizes=(10_000,), latency_repeats=30, warmup=3, recall_queries=200, index_images=96,
         build_repeats=2, forward_batch_sizes=(16, 32), forward_repeats=3, serve_serial=20, serve_clients=4,
         serve_per_client=5, train_batch=8, train_warmup_steps=1, train_steps=4, cold_repeats=3,
-        quality_rows=2000, quality_args=QUALITY_ARGS,
+        quality_rows=2000, quality_args=None,
     ),
     "smoke": Profile(
         name="smoke", speed_model="tiny", twin_rows=120, latency_sizes=(300, 1000), defaults_sizes=(300,),
@@ -89,7 +85,7 @@ class Context:
         self._vectors: dict[int, np.ndarray] = {}
 
     def settings(self) -> dict[str, Any]:
-        return {"profile": asdict(self.profile), "workdir": str(self.workdir)}
+        return {"profile": asdict(self.profile), "quality_args": self.quality_args, "workdir": str(self.workdir)}
 
     # -- models ----------------------------------------------------------------------------------------------------
     @cached_property
@@ -191,5 +187,13 @@ class Context:
         if not (output / "all_results.json").is_file():
             log("fine-tuning tiny towers on the twin with train/finetune.py")
             finetune.main(["--dataset", str(self.quality_dataset_dir), "--base_model", str(self.tiny_base_dir),
-                           "--output_dir", str(output), "--logging_steps", "1000", *self.profile.quality_args])
+                           "--output_dir", str(output), *self.quality_args])
         return output
+
+    @property
+    def quality_args(self) -> list[str]:
+        if self.profile.quality_args is not None:
+            return list(self.profile.quality_args)
+        from tweetmaker.resources import DEMO_FINETUNE_ARGS
+
+        return list(DEMO_FINETUNE_ARGS)

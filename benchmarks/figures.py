@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks import workspace
 from benchmarks.context import REPO_ROOT, Context, log
-from benchmarks.stats import Figure, Stats, interleaved, repeated
+from benchmarks.stats import Figure, Stats, interleaved, repeated, rotated
 
 K = 10
 MS = 1000.0
@@ -263,7 +263,11 @@ def twin_hnsw(ctx: Context) -> list[Figure]:
 
 
 def indexing_throughput(ctx: Context) -> list[Figure]:
-    """Figure 3: ``build_index`` images/s vs plain batched image-tower forward on ready tensors."""
+    """Figure 3: ``build_index`` images/s vs plain batched tower forwards on ready tensors.
+
+    Two references: the issue's (the image tower alone) and the same embedding work the build does (image, text
+    and hashtag towers), so the figure separates the build's overhead from the text towers' necessary cost.
+    """
     import torch
 
     from tweetmaker.index import DEFAULT_BATCH_SIZE, build_index
@@ -275,6 +279,9 @@ def indexing_throughput(ctx: Context) -> list[Figure]:
     rows = train.select(range(count))
     images = list(rows["image"])
     pixel_values = towers.preprocess_images(images)
+    # Tokenized as Towers.encode_texts batches them (64 a batch), so padding matches the build's.
+    text_batches = [towers.tokenize(list(rows["text"])[start:start + 64]) for start in range(0, count, 64)]
+    tag_batches = [towers.tokenize(list(rows["hashtags"])[start:start + 64]) for start in range(0, count, 64)]
 
     def forward(batch_size: int) -> float:
         began = time.perf_counter()
@@ -282,6 +289,13 @@ def indexing_throughput(ctx: Context) -> list[Figure]:
             for start in range(0, count, batch_size):
                 towers.image_model(pixel_values=pixel_values[start:start + batch_size])
         return time.perf_counter() - began
+
+    def forward_all(batch_size: int) -> None:
+        forward(batch_size)
+        with torch.inference_mode():
+            for model, batches in ((towers.text_model, text_batches), (towers.hashtag_model, tag_batches)):
+                for tokens in batches:
+                    model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
 
     # The reference is the best the hardware does: the fastest batch size of a short sweep.
     forward(profile.forward_batch_sizes[0])  # warm-up (allocator, kernels)
@@ -299,29 +313,47 @@ def indexing_throughput(ctx: Context) -> list[Figure]:
         shutil.rmtree(warm, ignore_errors=True)
         build_index(train.select(range(count, count + 8)), towers, warm, source="benchmark-warmup", progress=False)
         shutil.rmtree(warm, ignore_errors=True)
-        build_times, forward_times = interleaved(build, lambda i: forward(best), repeats=profile.build_repeats,
-                                                 warmup=0)
+        build_times, image_times, all_times = rotated(
+            [build, lambda i: forward(best), lambda i: forward_all(best)], repeats=profile.build_repeats, warmup=0)
     shutil.rmtree(ctx.workdir / "build-bench", ignore_errors=True)
     stages = _build_stages(towers, rows, images, pixel_values)
     build_rates = [count / seconds for seconds in build_times]
-    forward_rates = [count / seconds for seconds in forward_times]
-    return [Figure(
-        number=3,
-        name="Indexing throughput: build_index vs plain image-tower forward",
-        value=_median(build_rates),
-        reference=_median(forward_rates),
-        unit="images/s",
-        description=f"tweetmaker.index.build_index over {count} twin rows (decode + preprocess + image, text and "
-                    f"hashtag embeddings + stored JPEG copies + Chroma upserts; batch {DEFAULT_BATCH_SIZE} rows)",
-        reference_description=f"image tower forward on ready pixel tensors, batch {best} (fastest of "
-                              f"{list(profile.forward_batch_sizes)})",
-        target=(">=", 0.85),
-        value_stats=Stats.of(build_rates, "images/s"),
-        reference_stats=Stats.of(forward_rates, "images/s"),
-        details={"forward_images_per_s_by_batch": {str(k): v for k, v in sweep.items()},
-                 "build_stage_seconds_per_image": stages, "images": count},
-        notes="Twin images are small (about 300 px); real tweet images decode slower.",
-    )]
+    image_rates = [count / seconds for seconds in image_times]
+    all_rates = [count / seconds for seconds in all_times]
+    described = (f"tweetmaker.index.build_index over {count} twin rows: decode, preprocess, image + text + hashtag "
+                 f"embeddings, stored JPEG copies, Chroma upserts (batches of {DEFAULT_BATCH_SIZE} rows)")
+    details = {"forward_images_per_s_by_batch": {str(k): v for k, v in sweep.items()},
+               "build_stage_seconds_per_image": stages, "images": count}
+    return [
+        Figure(
+            number=3,
+            name="Indexing throughput: build_index vs plain image-tower forward",
+            value=_median(build_rates),
+            reference=_median(image_rates),
+            unit="images/s",
+            description=described,
+            reference_description=f"image tower forward (get_image_features) on ready pixel tensors, batch {best} "
+                                  f"(fastest of {list(profile.forward_batch_sizes)})",
+            target=(">=", 0.85),
+            value_stats=Stats.of(build_rates, "images/s"),
+            reference_stats=Stats.of(image_rates, "images/s"),
+            details=details,
+            notes="Twin images are small (about 300 px); real tweet images decode slower.",
+        ),
+        Figure(
+            number=3,
+            name="Indexing throughput: build_index vs the same three tower forwards",
+            value=_median(build_rates),
+            reference=_median(all_rates),
+            unit="images/s",
+            description=described,
+            reference_description="image tower (batch as above) + text and hashtag towers on ready token tensors "
+                                  "(batches of 64, as encode_texts pads them): the embedding work the build must do",
+            target=(">=", 0.85),
+            value_stats=Stats.of(build_rates, "images/s"),
+            reference_stats=Stats.of(all_rates, "rows/s"),
+        ),
+    ]
 
 
 def _build_stages(towers: Any, rows: Any, images: list[Any], pixel_values: Any) -> dict[str, float]:

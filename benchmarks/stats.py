@@ -134,18 +134,24 @@ def interleaved(
 
     The order flips every repetition (A B, B A, ...) so a slow spell on the machine is shared by both sides.
     """
-    for i in range(warmup):
-        subject(i)
-        reference(i)
-    subject_times: list[float] = []
-    reference_times: list[float] = []
-    for i in range(repeats):
-        pair = ((subject, subject_times), (reference, reference_times))
-        for function, times in pair if i % 2 == 0 else pair[::-1]:
-            began = time.perf_counter()
-            function(warmup + i)
-            times.append(time.perf_counter() - began)
+    subject_times, reference_times = rotated([subject, reference], repeats=repeats, warmup=warmup)
     return subject_times, reference_times
+
+
+def rotated(functions: Sequence[Callable[[int], Any]], *, repeats: int, warmup: int = 1) -> list[list[float]]:
+    """Seconds per call of each function, all measured in every repetition in a rotating order."""
+    for i in range(warmup):
+        for function in functions:
+            function(i)
+    times: list[list[float]] = [[] for _ in functions]
+    count = len(functions)
+    for i in range(repeats):
+        for offset in range(count):
+            which = (i + offset) % count
+            began = time.perf_counter()
+            functions[which](warmup + i)
+            times[which].append(time.perf_counter() - began)
+    return times
 
 
 def repeated(function: Callable[[int], Any], *, repeats: int, warmup: int = 1) -> list[float]:
