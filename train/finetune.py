@@ -568,7 +568,7 @@ def main(argv: list[str] | None = None, *, hub_api: Any | None = None) -> dict[s
     for tower, model in zip(TOWER_NAMES, towers.models()):
         model.requires_grad_(not frozen[tower])
         if model_args.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            _enable_checkpointing(model)
     loss_fn = MultipleNegativesRankingLoss(
         logit_scale=model_args.logit_scale, learnable_scale=model_args.learn_logit_scale,
         symmetric=model_args.symmetric_loss, hashtag_weight=model_args.hashtag_loss_weight,
@@ -743,6 +743,15 @@ def _push(output_dir: Path, args: FinetuneArguments, hub_api: Any | None) -> dic
         )
     logger.info("Pushed the towers to %s", url)
     return {"repo_id": args.hub_model_id, "url": url}
+
+
+def _enable_checkpointing(model: nn.Module) -> None:
+    """Recompute activations in backward; transformers 5 renamed the method (the old name warns)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def _public_args(args: FinetuneArguments) -> dict[str, Any]:
