@@ -25,6 +25,7 @@ from tweetmaker import index as index_module
 from tweetmaker.index import (
     IMAGES_DIRNAME,
     MODALITIES,
+    IncompleteIndexError,
     IndexLockedError,
     IndexNotFoundError,
     StaleIndexError,
@@ -297,7 +298,7 @@ def test_build_killed_with_sigkill_resumes_to_exactly_one_record_per_tweet(
         process.wait(timeout=60)
         process.stderr.close()
     assert process.returncode == -signal.SIGKILL, "the build finished before it could be killed"
-    with pytest.raises(StaleIndexError, match="incomplete"):
+    with pytest.raises(IncompleteIndexError, match="incomplete"):
         open_index(index_dir, **backend.location(prefix))
 
     report = build_index(big_dataset, towers["a"], index_dir, source=str(big_dataset_dir), progress=False,
