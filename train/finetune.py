@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
-from transformers import HfArgumentParser, SchedulerType, get_scheduler  # noqa: E402
+from transformers import HfArgumentParser, get_scheduler  # noqa: E402
 
 from tweetmaker.losses import MultipleNegativesRankingLoss  # noqa: E402
 from tweetmaker.metrics import K_VALUES, tower_metrics  # noqa: E402
@@ -52,7 +52,9 @@ STATE_FILE = "finetune_state.json"
 RESULTS_FILE = "all_results.json"
 PLOT_FILE = "loss.png"
 CARD_FILE = "README.md"
-SCHEDULERS = [kind.value for kind in SchedulerType] + ["exponential"]
+# Schedules that step once per optimizer step with no extra inputs, plus the original notebook's exponential decay.
+SCHEDULERS = ["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+              "inverse_sqrt", "exponential"]
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
 
