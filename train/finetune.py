@@ -520,10 +520,15 @@ def _link_or_copy(source: str | Path, target: str | Path) -> None:
 def main(argv: list[str] | None = None, *, hub_api: Any | None = None) -> dict[str, Any]:
     """Fine-tune, evaluate, save (and push); returns what OUT/all_results.json holds (on every process)."""
     from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
     data_args, model_args, args = parse_arguments(argv)
+    # Accelerate keeps its settings in a process-wide singleton that refuses a second, different mixed
+    # precision. main() runs many times in one process (tests, notebooks), so each run starts from fresh
+    # settings; the process group (PartialState) is kept, so a torchrun launch is unaffected.
+    AcceleratorState._reset_state()
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
