@@ -143,19 +143,10 @@ def test_resume_after_interruption_matches_the_uninterrupted_run(pushed_run, twe
         assert content_hash(output / tower) == content_hash(reference_dir / tower)
 
 
-def test_it_learns_on_the_synthetic_twin(tmp_path_factory):
-    """A small, fast version of the README's 5-minute run: attributes and exact pairs are learned."""
-    from train import prepare_dataset
-    from tweetmaker.synthetic import generate_corpus
-
-    root = tmp_path_factory.mktemp("learn")
-    generate_corpus(root / "source", rows=LEARN_ROWS, seed=1)
-    prepare_dataset.main(["--source_dir", str(root / "source"), "--output_dir", str(root / "dataset")])
-    base = write_tiny_clip(root / "base", **LEARN_TINY)
-    results = finetune.main(
-        ["--dataset", str(root / "dataset"), "--base_model", str(base), "--output_dir", str(root / "out"),
-         *LEARN_ARGS]
-    )
+def test_it_learns_on_the_synthetic_twin(learned):
+    """A small, fast version of the README's 5-minute run (the offline demo's recipe, trained by the conftest's
+    ``learned`` fixture through finetune.main): attributes and exact pairs are learned."""
+    results = learned["results"]
     before, after = results["before"], results["after"]
     pairs = (("text_to_image", "precision@10"), ("image_to_hashtag", "precision@5"))
     for direction, metric in pairs:
@@ -164,13 +155,6 @@ def test_it_learns_on_the_synthetic_twin(tmp_path_factory):
     assert after["text_to_image"]["recall@10"] >= 3 * before["text_to_image"]["recall@10"]
     print({f"{d}/{m}": (before[d][m], after[d][m]) for d, m in (*pairs, ("text_to_image", "recall@10"))},
           results["train"]["runtime_seconds"])
-
-
-LEARN_ROWS = 1500
-LEARN_TINY = {"image_size": 32, "patch_size": 8, "hidden_size": 128, "intermediate_size": 256, "projection_dim": 64}
-LEARN_ARGS = ["--per_device_train_batch_size", "32", "--learning_rate", "1e-3", "--num_train_epochs", "7",
-              "--num_warmup_steps", "50", "--lr_scheduler_type", "cosine", "--logging_steps", "50",
-              "--dataloader_num_workers", "1"]
 
 
 def _free_port() -> int:

@@ -289,9 +289,6 @@ def test_trained_towers_give_attribute_relevant_results_and_an_images_own_hashta
     from tweetmaker.search import evaluate_search
     from tweetmaker.towers import load_towers
 
-    trained = learned["results"]["after"]["text_to_image"]["precision@10"]
-    if trained < 0.8:  # tests/test_finetune.py fails on this; search cannot be better than its towers
-        pytest.skip(f"the towers trained by the conftest recipe reach only text->image precision@10 {trained:.2f}")
     towers = load_towers(learned["towers"], device="cpu")
     dataset = load_tweets(learned["dataset"])
     build_index(dataset, towers, tmp_path / "index", progress=False)  # every split, as the app indexes

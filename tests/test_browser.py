@@ -1,0 +1,44 @@
+"""A person's first query, in a real browser: Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOT_DIR = Path(__file__).resolve().parents[1] / "screenshots"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
+                    reason="Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+def test_text_to_image_query_by_typing_and_clicking(running_app, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    client, resources = running_app
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(client.src, wait_until="networkidle", timeout=60_000)
+            box = page.locator("#text-to-image-input textarea")
+            box.click()
+            box.type("two red robots on a striped background", delay=5)
+            page.locator("#text-to-image-button").click()
+            images = page.locator("#text-to-image-gallery img")
+            images.first.wait_for(state="visible", timeout=60_000)
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('#text-to-image-gallery img')].some(i => i.naturalWidth > 0)",
+                timeout=30_000,
+            )
+            assert images.count() >= 1
+            SCREENSHOT_DIR.mkdir(exist_ok=True)
+            shot = SCREENSHOT_DIR / "text_to_image.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+        finally:
+            browser.close()
