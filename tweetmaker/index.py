@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -96,6 +97,30 @@ class IndexNotFoundError(TweetIndexError, FileNotFoundError):
 
 class IndexLockedError(TweetIndexError):
     """Another process is building (writing) this index."""
+
+
+class IndexUnavailableError(TweetIndexError):
+    """The Chroma server did not answer; nothing is lost, and the same call works once it is back."""
+
+
+def _server_answers(method):
+    """Turn a Chroma server that cannot be reached into ``IndexUnavailableError`` (the app shows its message).
+
+    The HTTP client holds no connection state, so nothing needs reopening: the next call after the server is back
+    simply succeeds, and the app recovers without a restart.
+    """
+    @functools.wraps(method)
+    def wrapped(self: TweetIndex, *args: Any, **kwargs: Any):
+        import httpx  # chromadb's HTTP client; imported here to keep `import tweetmaker.index` cheap
+
+        try:
+            return method(self, *args, **kwargs)
+        except httpx.TransportError as error:
+            raise IndexUnavailableError(
+                f"The Chroma server at {self.location} did not answer ({type(error).__name__}: {error}). "
+                "It may be restarting: try again in a moment."
+            ) from error
+    return wrapped
 
 
 # --------------------------------------------------------------------------------------------- manifest
@@ -262,6 +287,7 @@ class TweetIndex:
     def embedding_dim(self) -> int:
         return self.manifest.embedding_dim
 
+    @_server_answers
     def count(self, modality: str) -> int:
         return self.collections[modality].count()
 
@@ -273,6 +299,7 @@ class TweetIndex:
         if reasons:
             raise StaleIndexError(_stale_message(self.location, reasons))
 
+    @_server_answers
     def query(self, modality: str, embeddings: np.ndarray, k: int, *, with_embeddings: bool = False
               ) -> list[list[Hit]]:
         """The ``k`` nearest tweets of each query row (fewer when the collection is smaller)."""
@@ -299,6 +326,7 @@ class TweetIndex:
             ])
         return hits
 
+    @_server_answers
     def get(self, modality: str, ids: Sequence[str], *, with_embeddings: bool = True) -> dict[str, Hit]:
         """Records by id (missing ids are left out); ``similarity`` is NaN as there is no query."""
         collection = self.collections[modality]
@@ -313,6 +341,7 @@ class TweetIndex:
                 found[tweet_id] = Hit(tweet_id, math.nan, dict(result["metadatas"][i] or {}), embedding)
         return found
 
+    @_server_answers
     def all_embeddings(self, modality: str) -> tuple[list[str], np.ndarray]:
         """Every id and embedding of a collection, page by page (for tuning, evaluation and checks)."""
         collection = self.collections[modality]
