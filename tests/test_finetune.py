@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +144,142 @@ def test_resume_after_interruption_matches_the_uninterrupted_run(pushed_run, twe
     assert resumed["train"]["samples_this_run"] == 4 * 16 * 2  # only the last 4 steps were trained again
     for tower in ("image", "text", "hashtag"):
         assert content_hash(output / tower) == content_hash(reference_dir / tower)
+
+
+FINETUNE_SCRIPT = REPO_ROOT / "train" / "finetune.py"
+
+
+def _script_env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-4000:] if path.exists() else "(no log)"
+
+
+def _complete_checkpoints(output: Path) -> list[str]:
+    """Checkpoint directories that hold a state file, looked up directly on disk (not through finetune's code)."""
+    root = output / finetune.CHECKPOINTS_DIR
+    return sorted(path.name for path in root.glob("step_*") if (path / finetune.STATE_FILE).is_file())
+
+
+def _assert_finished_after_resume(output: Path, results: dict, total_steps: int, resumed_from: int) -> None:
+    """The resumed run finished the configured steps, no more: it went on from ``resumed_from``, did not restart."""
+    on_disk = json.loads((output / "all_results.json").read_text())
+    train = on_disk["train"]
+    assert train == results["train"]
+    assert train["optimizer_steps"] == train["max_steps"] == total_steps
+    assert len(train["step_losses"]) == total_steps
+    # 16 tweets per optimizer step: this process trained only the steps the checkpoint did not hold.
+    assert train["samples_this_run"] == (total_steps - resumed_from) * 16
+    assert on_disk["history"][0]["step"] == 0 and on_disk["history"][-1]["step"] == total_steps
+    towers = load_towers(str(output), device="cpu")
+    assert towers.encode_texts(["three red robots"]).shape == (1, 32)
+    assert not list((output / finetune.CHECKPOINTS_DIR).glob(".*")), "a partial checkpoint was left behind"
+
+
+def test_sigkill_between_checkpoints_then_resume_latest_finishes_the_configured_steps(
+    tweets_dir, small_clip_dir, tmp_path
+):
+    """kill -9 of a real training process once it has written a checkpoint; `latest` then finishes the job."""
+    output, log = tmp_path / "out", tmp_path / "first_run.log"
+    total = 24  # two epochs of 12 steps: ~2 s of training after the first checkpoint, time enough to kill it
+    args = _args(tweets_dir, small_clip_dir, output, "--max_train_steps", str(total), "--checkpointing_steps", "4")
+    with open(log, "wb") as stream:
+        process = subprocess.Popen([sys.executable, str(FINETUNE_SCRIPT), *args], stdout=stream,
+                                   stderr=subprocess.STDOUT, env=_script_env(), cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 300  # bounded: a run that never checkpoints fails here, it does not hang
+        while not _complete_checkpoints(output) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, f"not killed mid-run (rc {process.returncode}):\n{_tail(log)}"
+    assert _complete_checkpoints(output), f"killed before any checkpoint:\n{_tail(log)}"
+    assert not (output / "all_results.json").exists()
+
+    latest = finetune.resolve_checkpoint("latest", output)
+    resumed_from = json.loads((latest / finetune.STATE_FILE).read_text())["completed_steps"]
+    assert latest.name == f"step_{resumed_from}" and 4 <= resumed_from < total
+    results = finetune.main([*args, "--resume_from_checkpoint", "latest"])
+    _assert_finished_after_resume(output, results, total, resumed_from)
+
+
+def test_sigkill_while_writing_a_checkpoint_resumes_from_the_previous_one(tweets_dir, small_clip_dir, tmp_path):
+    """kill -9 half-way through saving step_8 (weights and optimizer state written, the state file that marks it
+    complete not yet): `latest` is step_4. (torch and safetensors write from C, unseen by Python's audit hook, so the
+    kill lands on the state file, the last file of a save.)"""
+    output, log = tmp_path / "out", tmp_path / "first_run.log"
+    args = _args(tweets_dir, small_clip_dir, output, "--max_train_steps", "12", "--checkpointing_steps", "4")
+    with open(log, "wb") as stream:
+        finished = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "tests" / "faults_kill_on_write.py"), "step_8/" + finetune.STATE_FILE,
+             str(FINETUNE_SCRIPT), *args],
+            stdout=stream, stderr=subprocess.STDOUT, env=_script_env(), cwd=tmp_path, timeout=600,
+        )
+    assert finished.returncode == -signal.SIGKILL, f"rc {finished.returncode}:\n{_tail(log)}"
+    leftovers = [path for path in (output / finetune.CHECKPOINTS_DIR).iterdir() if "step_8" in path.name]
+    assert len(leftovers) == 1, leftovers
+    written = {path.name for path in leftovers[0].iterdir()}
+    assert {"model.safetensors", "optimizer.bin"} <= written, "the kill did not land inside the save"
+    assert finetune.STATE_FILE not in written
+
+    assert finetune.resolve_checkpoint("latest", output).name == "step_4"
+    results = finetune.main([*args, "--resume_from_checkpoint", "latest"])
+    _assert_finished_after_resume(output, results, 12, 4)
+    assert _complete_checkpoints(output) == ["step_12", "step_4", "step_8"]
+
+
+def test_latest_skips_checkpoints_whose_save_did_not_finish(tmp_path):
+    root = tmp_path / finetune.CHECKPOINTS_DIR
+
+    def checkpoint(name: str, state: str | None, files: dict[str, bytes]) -> Path:
+        path = root / name
+        path.mkdir(parents=True)
+        for file_name, content in files.items():
+            (path / file_name).write_bytes(content)
+        if state is not None:
+            (path / finetune.STATE_FILE).write_text(state)
+        return path
+
+    def state(steps: int) -> str:
+        return json.dumps(asdict(finetune.TrainState(completed_steps=steps)))
+
+    weights = {"model.safetensors": b"\0" * 64, "optimizer.bin": b"\0" * 64}
+    checkpoint("step_4", state(4), weights)
+    checkpoint("step_12", None, {"model.safetensors": b"\0" * 10})  # written in place, killed before its state
+    checkpoint(".partial-step_16", state(16), weights)  # complete files, killed before the rename that commits it
+    checkpoint("step_20", state(20)[:15], weights)  # a state file cut short
+    assert [path.name for path in finetune.checkpoint_dirs(tmp_path)] == ["step_4"]
+    assert finetune.resolve_checkpoint("latest", tmp_path).name == "step_4"
+    with pytest.raises(ValueError, match="did not finish"):
+        finetune.resolve_checkpoint(str(root / ".partial-step_16"), tmp_path)
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        finetune.resolve_checkpoint(str(root / "step_20"), tmp_path)
+
+
+def test_saving_a_checkpoint_again_replaces_it_whole(tmp_path):
+    """After resuming from an older checkpoint, a later one is saved again under its old name: all new files."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    accelerator = Accelerator(cpu=True)
+    model = accelerator.prepare(torch.nn.Linear(4, 4))
+    path = finetune.save_checkpoint(accelerator, tmp_path, "step_8", finetune.TrainState(completed_steps=8), None)
+    (path / "left_from_the_first_save.txt").write_text("old")
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    again = finetune.save_checkpoint(accelerator, tmp_path, "step_8", finetune.TrainState(completed_steps=8), None)
+    assert again == path and not (path / "left_from_the_first_save.txt").exists()
+    assert sorted(p.name for p in (tmp_path / finetune.CHECKPOINTS_DIR).iterdir()) == ["step_8"]
+    from safetensors.torch import load_file
+
+    assert torch.all(load_file(path / "model.safetensors")["weight"] == 3.0)
+    accelerator.end_training()
 
 
 def test_it_learns_on_the_synthetic_twin(learned):

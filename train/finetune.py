@@ -9,10 +9,11 @@ DATASET is what ``tweetmaker.data.load_tweets`` reads (a Hub dataset id or a dir
 default, or a local directory such as ``python -m tweetmaker.towers tiny --output_dir DIR``).
 
 The loop follows transformers' ``run_*_no_trainer.py`` examples: data loading under ``main_process_first``,
-``prepare``, gradient accumulation, an LR schedule with warmup, ``save_state`` checkpoints that
-``--resume_from_checkpoint`` continues mid-epoch (same result as an uninterrupted run), evaluation before training
-and after every epoch (``gather_for_metrics``), and main-process-only writing of OUT/image, OUT/text, OUT/hashtag,
-OUT/all_results.json, OUT/loss.png and OUT/README.md (the model card), plus an optional push to the Hub.
+``prepare``, gradient accumulation, an LR schedule with warmup, ``save_state`` checkpoints (committed by a rename, so a
+job killed mid-save never resumes from a half-written one) that ``--resume_from_checkpoint`` continues mid-epoch
+(same result as an uninterrupted run), evaluation before training and after every epoch (``gather_for_metrics``),
+and main-process-only writing of OUT/image, OUT/text, OUT/hashtag, OUT/all_results.json, OUT/loss.png and
+OUT/README.md (the model card), plus an optional push to the Hub.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from tweetmaker.towers import (  # noqa: E402
 logger = logging.getLogger("finetune")
 CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "finetune_state.json"
+PARTIAL_PREFIX = ".partial-"  # a checkpoint being written; renamed to its real name when complete
 RESULTS_FILE = "all_results.json"
 PLOT_FILE = "loss.png"
 CARD_FILE = "README.md"
@@ -350,17 +352,59 @@ class TrainState:
 
 
 def checkpoint_dirs(output_dir: Path) -> list[Path]:
-    """Checkpoints under OUT/checkpoints, oldest first (by optimizer steps completed)."""
+    """Complete checkpoints under OUT/checkpoints, oldest first (by optimizer steps completed).
+
+    A save is written under a ``.partial-`` name and renamed when done (``save_checkpoint``), so what a job killed
+    mid-save left behind is never listed; neither is a directory without a readable state file (a checkpoint from
+    before that rule, cut short).
+    """
     root = output_dir / CHECKPOINTS_DIR
-    found = [path for path in root.glob("*") if (path / STATE_FILE).is_file()] if root.is_dir() else []
-    return sorted(found, key=lambda path: (json.loads((path / STATE_FILE).read_text())["completed_steps"], path.name))
+    found = []
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        if not path.is_dir() or path.name.startswith("."):
+            continue
+        steps = _checkpoint_steps(path)
+        if steps is None:
+            logger.warning("Ignoring %s: it has no readable %s (a save that did not finish)", path, STATE_FILE)
+            continue
+        found.append((steps, path.name, path))
+    return [path for _, _, path in sorted(found)]
+
+
+def _checkpoint_steps(path: Path) -> int | None:
+    """The optimizer steps a checkpoint holds, or None when its state file is missing or cut short."""
+    try:
+        return int(json.loads((path / STATE_FILE).read_text())["completed_steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def save_checkpoint(accelerator: Any, output_dir: Path, name: str, state: TrainState, limit: int | None) -> Path:
-    path = output_dir / CHECKPOINTS_DIR / name
-    accelerator.save_state(str(path))  # every rank takes part (each saves its own RNG state)
+    """Save the training state as OUT/checkpoints/NAME, atomically.
+
+    Everything goes into ``.partial-NAME`` first; once every rank has written its part (each saves its own RNG
+    state) and the state file is in, the main process renames it to NAME. A job killed at any moment therefore
+    leaves either the previous checkpoints alone or a complete new one: ``latest`` cannot pick a half-written one.
+    """
+    root = output_dir / CHECKPOINTS_DIR
+    path, partial = root / name, root / f"{PARTIAL_PREFIX}{name}"
     if accelerator.is_main_process:
-        (path / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
+        shutil.rmtree(partial, ignore_errors=True)  # left by a job killed while saving this same checkpoint
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()  # save_state does not wait: other ranks may still be writing their files
+    if accelerator.is_main_process:
+        (partial / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
+        if path.exists():
+            # Saved again after resuming from an older checkpoint. A directory cannot be renamed over a non-empty
+            # one, so the old copy steps aside first; killed in between, NAME is missing and an older one is used.
+            replaced = root / f"{PARTIAL_PREFIX}replaced-{name}"
+            shutil.rmtree(replaced, ignore_errors=True)
+            path.rename(replaced)
+            partial.rename(path)
+            shutil.rmtree(replaced, ignore_errors=True)
+        else:
+            partial.rename(path)
         if limit is not None:
             for old in checkpoint_dirs(output_dir)[:-limit]:
                 shutil.rmtree(old, ignore_errors=True)
@@ -377,9 +421,14 @@ def resolve_checkpoint(value: str, output_dir: Path) -> Path | None:
             return None
         return found[-1]
     path = Path(value)
-    if not (path / STATE_FILE).is_file():
+    if path.name.startswith(PARTIAL_PREFIX):
+        raise ValueError(f"--resume_from_checkpoint {value!r} is a checkpoint whose save did not finish; use a "
+                         f"directory under {output_dir / CHECKPOINTS_DIR} without the {PARTIAL_PREFIX!r} prefix, "
+                         "or 'latest'.")
+    if _checkpoint_steps(path) is None:
         raise ValueError(f"--resume_from_checkpoint {value!r} is not a checkpoint written by this script "
-                         f"(no {STATE_FILE}); use a directory under {output_dir / CHECKPOINTS_DIR} or 'latest'.")
+                         f"(no readable {STATE_FILE}); use a directory under {output_dir / CHECKPOINTS_DIR} or "
+                         "'latest'.")
     return path
 
 
