@@ -95,6 +95,12 @@ def test_compose_tweet_counts_like_twitter(running_app):
          "truncated or corrupt"),
         ("/image_to_hashtags", lambda tmp: (_file(tmp, "bomb.png", image_inputs.bomb_png()), 8, 0, 0, 0),
          "pixel limit"),
+        ("/image_to_hashtags", lambda tmp: (_file(tmp, "cut.png", image_inputs.truncated_png()), 8, 0, 0, 0),
+         "truncated or corrupt|damaged"),
+        ("/image_to_hashtags", lambda tmp: (_file(tmp, "vector.png", image_inputs.svg_bytes()), 8, 0, 0, 0),
+         "not an image"),
+        ("/text_to_image", lambda tmp: ("robots", -3, 0, 0, 0), "between 1 and|less than minimum value 1"),
+        ("/text_to_image", lambda tmp: ("robots", 10**9, 0, 0, 0), "between 1 and|greater than maximum value"),
         ("/combined", lambda tmp: ("", None, 0.5, 8, 0, 0, 0), "draft text, an image, or both"),
     ],
 )
@@ -106,7 +112,8 @@ def test_bad_inputs_get_clear_errors_and_the_app_keeps_serving(running_app, tmp_
     assert len(gallery) == 3
 
 
-@pytest.mark.parametrize("make", [image_inputs.cmyk_jpeg, image_inputs.animated_gif, image_inputs.exif_rotated_jpeg,
+@pytest.mark.parametrize("make", [image_inputs.tiny_png, image_inputs.very_wide_png,
+                                  image_inputs.cmyk_jpeg, image_inputs.animated_gif, image_inputs.exif_rotated_jpeg,
                                   image_inputs.palette_with_transparency, image_inputs.sixteen_bit_png])
 def test_awkward_images_get_sensible_results(running_app, tmp_path, make):
     client, _ = running_app
@@ -136,3 +143,26 @@ def test_app_serves_only_the_index_images(running_app):
             except urllib.error.HTTPError as error:
                 status = error.code
             assert status >= 400, url
+
+
+UNUSUAL_DRAFTS = [
+    "🤖🚀🧠✨",  # emoji only
+    "빨간 로봇 두 대가 있는 그림",  # Korean
+    "روبوت أحمر على خلفية مخططة",  # right-to-left (Arabic)
+    "red\x00robot\x07 \x1b[31mchip\u202e cloud\ufeff",  # control characters, an RTL override, a BOM
+    "#NeverSeenBeforeTag #qwxzv robots",  # hashtags no tweet has
+]
+
+
+@pytest.mark.parametrize("draft", UNUSUAL_DRAFTS)
+def test_unusual_text_gets_results_through_the_api_and_the_library(running_app, draft):
+    client, resources = running_app
+    gallery, why = client.predict(draft, 5, 0, 0, 0, api_name="/text_to_image")
+    assert len(gallery) == 5 and len(why["data"]) == 5
+    # The same draft through the library: the same tweets, in the same order.
+    from tweetmaker.ui import clean_text
+
+    results = resources.recommender.text_to_images(clean_text(draft, 2000), k=5)
+    assert [result.id for result in results] == [row[1] for row in why["data"]]
+    preview, counter = client.predict(draft, "#NeverSeenBeforeTag", api_name="/compose_tweet")
+    assert preview.endswith("#NeverSeenBeforeTag") and "/ 280" in counter
