@@ -87,7 +87,7 @@ def test_compose_tweet_counts_like_twitter(running_app):
         ("/text_to_image", lambda tmp: ("", 8, 0, 0, 0), "Type a draft"),
         ("/text_to_image", lambda tmp: ("   \n\t ", 8, 0, 0, 0), "Type a draft"),
         ("/text_to_image", lambda tmp: ("a" * 20_000, 8, 0, 0, 0), "limit is 2,000"),
-        # Gradio's slider refuses k=0 before the handler runs; the handler refuses it too (test_ui_handlers).
+        # Gradio's slider refuses k=0 before the handler runs; the handler refuses it too (tests/test_ui.py).
         ("/text_to_image", lambda tmp: ("robots", 0, 0, 0, 0), "between 1 and|less than minimum value 1"),
         ("/image_to_hashtags", lambda tmp: (_file(tmp, "notes.jpg", image_inputs.not_an_image()), 8, 0, 0, 0),
          "not an image"),
@@ -166,3 +166,14 @@ def test_unusual_text_gets_results_through_the_api_and_the_library(running_app, 
     assert [result.id for result in results] == [row[1] for row in why["data"]]
     preview, counter = client.predict(draft, "#NeverSeenBeforeTag", api_name="/compose_tweet")
     assert preview.endswith("#NeverSeenBeforeTag") and "/ 280" in counter
+
+
+def test_uploads_over_the_size_limit_are_refused(running_app, tmp_path):
+    client, resources = running_app
+    limit = int(resources.settings.max_file_size_mb * 1024 * 1024)
+    big = tmp_path / "huge.png"
+    big.write_bytes(image_inputs.tiny_png() + b"\0" * limit)  # a valid PNG header, one limit's worth of padding
+    with pytest.raises(Exception, match="(?i)size|too large|413"):
+        client.predict(handle_file(str(big)), 5, 0, 0, 0, api_name="/image_to_hashtags")
+    gallery, _ = client.predict("a robot", 3, 0, 0, 0, api_name="/text_to_image")
+    assert len(gallery) == 3

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from tweetmaker.data import ImageDecodeError, decode_image, format_hashtags
+from tweetmaker.data import ImageDecodeError, decode_image, format_hashtags, parse_hashtags
 
 if TYPE_CHECKING:
     from tweetmaker.resources import Resources
@@ -84,7 +84,7 @@ def tweet_length(text: str) -> int:
 def compose_tweet(draft: str | None, hashtags: str | None) -> tuple[str, str]:
     """The tweet as it would be posted (draft + chosen hashtags) and its character counter."""
     draft = (draft or "").strip()
-    tags = format_hashtags([tag for tag in re.split(r"[\s,]+", hashtags or "") if tag.strip("#")])
+    tags = format_hashtags(parse_hashtags(hashtags))  # "#AI, ai" is one tag: the first spelling is kept
     tweet = " ".join(part for part in (draft, tags) if part)
     length = tweet_length(tweet)
     left = TWEET_LIMIT - length
