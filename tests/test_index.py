@@ -7,6 +7,7 @@ set and the towers, and compared with what Chroma returns; persistence is checke
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -21,6 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.chroma_server import Backend, backend_fixture
+from tests.faults_limits import (
+    make_unwritable,
+    make_writable_again,
+    preexec_file_size_limit,
+    preexec_without_root_file_powers,
+    private_tmpfs_available,
+)
 from tweetmaker import index as index_module
 from tweetmaker.index import (
     IMAGES_DIRNAME,
@@ -309,7 +317,7 @@ def test_build_killed_with_sigkill_resumes_to_exactly_one_record_per_tweet(
 
 
 def test_stale_index_is_refused_with_a_clear_message_and_rebuild_replaces_it(
-    backend, small_dataset, dataset, towers, tmp_path
+    backend, small_dataset, dataset, towers, small_reference, tmp_path
 ):
     index_dir = tmp_path / "index"
     prefix = backend.new_prefix()
@@ -321,6 +329,14 @@ def test_stale_index_is_refused_with_a_clear_message_and_rebuild_replaces_it(
     assert "--rebuild" in str(error.value)
     with pytest.raises(StaleIndexError, match="built from data set"):  # same towers, other data
         build_index(dataset, towers["a"], index_dir, progress=False, **location)
+    with pytest.raises(StaleIndexError, match="built with towers .* --rebuild"):  # other towers, same data
+        build_index(small_dataset, towers["b"], index_dir, progress=False, **location)
+    # Refused builds wrote nothing: the index still serves towers "a", complete, with their embeddings.
+    index = open_index(index_dir, towers=towers["a"], **location)
+    try:
+        assert_dump_matches(dump_index(index), small_reference["a"])
+    finally:
+        index.close()
 
     report = build_index(dataset, towers["b"], index_dir, rebuild=True, progress=False, **location)
     assert report.completed and report.counts["image"] == 240
@@ -328,6 +344,154 @@ def test_stale_index_is_refused_with_a_clear_message_and_rebuild_replaces_it(
     if backend.host is None:
         stored = {p.name for p in (index_dir / IMAGES_DIRNAME).iterdir()}
         assert stored == {index_module.image_file_name(i) for part in dataset.values() for i in part["tweet_id"]}
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    """Every file under ``root`` and the sha256 of its bytes: what "unchanged" means for an index directory."""
+    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def _cli_error(stderr: str) -> str:
+    """The one line the CLI prints for a failed command; a traceback instead fails the test."""
+    assert "Traceback" not in stderr, stderr[-4000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, stderr[-4000:]
+    return errors[0]
+
+
+# The library call, in a process that may not write the index: both a plain build and a --rebuild (which deletes
+# before it writes) must refuse before changing anything.
+_BUILD_BOTH_WAYS = """
+import json, sys
+from tweetmaker.index import build_index
+outcome = {}
+for rebuild in (False, True):
+    try:
+        build_index(sys.argv[1], sys.argv[2], sys.argv[3], rebuild=rebuild, progress=False)
+        outcome[str(rebuild)] = None
+    except Exception as error:
+        outcome[str(rebuild)] = [type(error).__name__, str(error)]
+print(json.dumps(outcome))
+"""
+
+
+def test_build_into_a_directory_it_may_not_write_fails_clearly_and_changes_nothing(
+    small_dataset, towers_dirs, towers, small_reference, tmp_path
+):
+    """The index directory belongs to someone else and is read-only: a clear error, and the index is left as it was.
+
+    Tests run as root, whom file modes do not stop, so the builds run as root without its file powers (see
+    tests/faults_limits.py): the kernel refuses their writes as it would an ordinary user's.
+    """
+    source = tmp_path / "data"
+    small_dataset.save_to_disk(str(source))
+    index_dir = tmp_path / "index"
+    build_index(small_dataset, towers["a"], index_dir, progress=False)
+    before = _tree_digest(index_dir)
+    make_unwritable(index_dir)
+    try:
+        run = {"cwd": REPO_ROOT, "capture_output": True, "text": True, "timeout": 600,
+               "preexec_fn": preexec_without_root_file_powers}
+        library = subprocess.run([sys.executable, "-c", _BUILD_BOTH_WAYS, str(source), str(towers_dirs["a"]),
+                                  str(index_dir)], **run)
+        cli = subprocess.run([sys.executable, "-m", "tweetmaker.index", "build", "--dataset", str(source),
+                              "--towers", str(towers_dirs["a"]), "--index_dir", str(index_dir), "--rebuild",
+                              "--no_progress"], **run)
+        after = _tree_digest(index_dir)
+    finally:
+        make_writable_again(index_dir)
+
+    assert library.returncode == 0, library.stderr[-4000:]
+    outcome = json.loads(library.stdout.splitlines()[-1])
+    for rebuild in ("False", "True"):
+        assert outcome[rebuild] is not None, f"rebuild={rebuild}: the build succeeded in a read-only directory"
+        kind, message = outcome[rebuild]
+        assert kind == "IndexNotWritableError", outcome[rebuild]
+        assert f"Cannot write the index directory {str(index_dir)!r}" in message and "Permission denied" in message
+        assert "Make it writable" in message and "--index_dir" in message and "Nothing" in message
+    assert cli.returncode == 2, cli.stderr[-4000:]
+    assert _cli_error(cli.stderr).startswith(f"error: Cannot write the index directory {str(index_dir)!r}")
+    assert after == before
+    index = open_index(index_dir, towers=towers["a"])
+    try:
+        assert_dump_matches(dump_index(index), small_reference["a"])
+    finally:
+        index.close()
+
+
+def _assert_out_of_room(stderr: str, index_dir: Path, *phrases: str) -> None:
+    message = _cli_error(stderr)
+    assert message.startswith(f"error: Cannot write the index directory {str(index_dir)!r}: "), message
+    assert all(phrase in message for phrase in phrases), message
+    assert "run the same `python -m tweetmaker.index build` command again" in message
+    # It stopped part-way, after records were written: what follows is a resumption, not a first build.
+    assert "batch 1 done" in stderr, stderr[-4000:]
+
+
+def _build_command(dataset_dir: Path, towers_dir: Path) -> list[str]:
+    """The CLI build in small batches (several before the room runs out), without its --index_dir."""
+    return [sys.executable, "-m", "tweetmaker.index", "build", "--dataset", str(dataset_dir), "--towers",
+            str(towers_dir), "--batch_size", "32", "--no_progress"]
+
+
+def test_build_past_the_file_size_limit_fails_clearly_and_resumes_once_lifted(
+    tweets_dir, dataset, towers_dirs, towers, reference_a, tmp_path
+):
+    """``ulimit -f`` (EFBIG) stops the database half-way; with the limit gone, the same build finishes the job."""
+    index_dir = tmp_path / "index"
+    # The 240-tweet index's database grows to about 1.9 MB; 1.5 MB lets a few batches in and stops the rest.
+    limited = subprocess.run([*_build_command(tweets_dir, towers_dirs["a"]), "--index_dir", str(index_dir)],
+                             cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=600,
+                             preexec_fn=preexec_file_size_limit(1_500_000))
+    assert limited.returncode == 2, limited.stderr[-4000:]
+    _assert_out_of_room(limited.stderr, index_dir, "file size limit", "File too large", "ulimit -f")
+    with pytest.raises(IncompleteIndexError):
+        open_index(index_dir)
+
+    report = build_index(dataset, towers["a"], index_dir, source=str(tweets_dir), progress=False)
+    assert report.completed and 0 < report.embedded < 240
+    assert report.counts == {"image": 240, "text": 240, "hashtag": 240}
+    assert_index_matches(index_dir, Backend("embedded"), "", reference_a, tmp_path)  # also from a fresh process
+    assert not list(index_dir.rglob(".tmp-*")), "a probe or partial image was left behind"
+
+
+# Inside a private mount namespace: a 1.8 MB tmpfs fills up during the build; grown to 256 MB, the build resumes.
+# The namespace (and the tmpfs) goes away with the shell, so the finished index is copied out for the checks.
+_FULL_DISK_SCRIPT = """
+mount -t tmpfs -o size=1800k tmpfs "$DISK" || exit 90
+"$@" --index_dir "$DISK/index" >"$OUT/first.out" 2>"$OUT/first.err"; echo $? >"$OUT/first.rc"
+mount -o remount,size=256m "$DISK" || exit 91
+"$@" --index_dir "$DISK/index" >"$OUT/second.out" 2>"$OUT/second.err"; echo $? >"$OUT/second.rc"
+cp -a "$DISK/index" "$OUT/index"
+"""
+
+
+def test_build_on_a_full_disk_fails_clearly_and_resumes_once_there_is_room(
+    tweets_dir, towers_dirs, towers, reference_a, tmp_path
+):
+    """A real full disk (ENOSPC) on a small tmpfs; skipped where no tmpfs can be mounted (no CAP_SYS_ADMIN)."""
+    why_not = private_tmpfs_available()
+    if why_not:
+        pytest.skip(why_not)
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    disk.mkdir()
+    out.mkdir()
+    command = _build_command(tweets_dir, towers_dirs["a"])  # the script adds --index_dir on the tmpfs
+    finished = subprocess.run(["unshare", "--mount", "sh", "-c", _FULL_DISK_SCRIPT, "sh", *command], cwd=REPO_ROOT,
+                              env={**os.environ, "DISK": str(disk), "OUT": str(out)}, capture_output=True,
+                              text=True, timeout=900)
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    first_rc, first_err = (out / "first.rc").read_text().strip(), (out / "first.err").read_text()
+    assert first_rc == "2", first_err[-4000:]
+    _assert_out_of_room(first_err, disk / "index", "the disk is full", "No space left on device")
+
+    assert (out / "second.rc").read_text().strip() == "0", (out / "second.err").read_text()[-4000:]
+    report = json.loads((out / "second.out").read_text())
+    assert report["completed"] and 0 < report["embedded"] < 240
+    assert report["counts"] == {"image": 240, "text": 240, "hashtag": 240}
+    assert_index_matches(out / "index", Backend("embedded"), "", reference_a, tmp_path, fresh_process=False)
 
 
 def test_one_writer_at_a_time(small_dataset, towers, tmp_path):

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import functools
 import hashlib
 import json
@@ -97,6 +98,14 @@ class IndexNotFoundError(TweetIndexError, FileNotFoundError):
 
 class IndexLockedError(TweetIndexError):
     """Another process is building (writing) this index."""
+
+
+class IndexNotWritableError(TweetIndexError, PermissionError):
+    """The index directory cannot be written by this process (its permissions, or a read-only disk)."""
+
+
+class IndexDiskFullError(TweetIndexError, OSError):
+    """The disk under the index directory is full (or a file hit the process's size limit); resumable once fixed."""
 
 
 class IndexUnavailableError(TweetIndexError):
@@ -723,6 +732,115 @@ def delete_index(client: ClientAPI, index_dir: Path, prefix: str = "") -> None:
     shutil.rmtree(index_dir / IMAGES_DIRNAME, ignore_errors=True)
 
 
+# Room a build needs to start: a probe file this big must fit. After a failed write, the probe asks for more (a batch's
+# worth of 512-d records and their journal), as SQLite gives back the space of the transaction it rolled back.
+START_ROOM_BYTES = 1 << 20
+FAILED_WRITE_ROOM_BYTES = 16 << 20
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def write_problem(index_dir: str | Path, *, room: int = START_ROOM_BYTES) -> OSError | None:
+    """Why a build cannot write to ``index_dir`` right now (the OSError a write there gets), or None if it can.
+
+    Real writes rather than permission bits (root, ACLs and read-only mounts make those lie): a probe file is made
+    in each directory a build writes (INDEX_DIR, chroma/, images/) and removed, the first one filled with ``room``
+    bytes and synced. Files a build changes in place (the database, the lock) are checked with ``os.access``, as
+    opening the database here could drop the locks SQLite holds in this process; and the database must be able to
+    grow by ``room`` under the process's file size limit (``ulimit -f``).
+    """
+    index_path = Path(index_dir)
+    try:
+        index_path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return error
+    chroma_dir = index_path / CHROMA_DIRNAME
+    in_place = [path for path in chroma_dir.rglob("*") if path.is_file()] if chroma_dir.is_dir() else []
+    for path in [*in_place, index_path / LOCK_FILENAME]:
+        if path.exists() and not os.access(path, os.W_OK, effective_ids=os.access in os.supports_effective_ids):
+            code = errno.EROFS if os.statvfs(path).f_flag & os.ST_RDONLY else errno.EACCES
+            return OSError(code, os.strerror(code), str(path))
+    with contextlib.suppress(ImportError):  # `resource` is Unix-only
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        largest = max(in_place, key=lambda path: path.stat().st_size, default=None)
+        if limit != resource.RLIM_INFINITY and (largest.stat().st_size if largest else 0) + room > limit:
+            return OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(largest or index_path))
+    for number, directory in enumerate(path for path in (index_path, chroma_dir, index_path / IMAGES_DIRNAME)
+                                       if path.is_dir()):
+        try:
+            handle, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=directory)
+        except OSError as error:
+            return error
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                if number == 0:  # one file system under all three, as a rule: its room is measured once
+                    stream.write(bytes(room))
+                    stream.flush()
+                    os.fsync(stream.fileno())  # some file systems report a full disk only when the data goes out
+        except OSError as error:
+            return error
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+    return None
+
+
+def _write_error(index_path: Path, problem: OSError, *, changed: bool) -> TweetIndexError | None:
+    """The error to show for a write ``problem`` under ``index_path``: what happened and what to do next."""
+    where = f"{problem.strerror or problem}: {problem.filename}" if problem.filename else str(problem)
+    then = ("then run the same `python -m tweetmaker.index build` command again: it resumes where it stopped."
+            if changed else "then run the build again. Nothing in the index directory was changed.")
+    if problem.errno in _DISK_FULL:
+        if problem.errno == errno.EFBIG:
+            cause, fix = "a file reached this process's file size limit", "Raise the limit (`ulimit -f unlimited`)"
+        else:
+            cause, fix = "the disk is full", "Free some space on that disk"
+        return IndexDiskFullError(
+            f"Cannot write the index directory {str(index_path)!r}: {cause} ({where}). {fix}, or pass an "
+            f"--index_dir on a disk with room; {then}"
+        )
+    if problem.errno in _NOT_WRITABLE:
+        return IndexNotWritableError(
+            f"Cannot write the index directory {str(index_path)!r} ({where}). Make it writable for this user "
+            f"(uid {os.geteuid()}), or pass an --index_dir you can write; {then}"
+        )
+    return None
+
+
+def check_writable(index_dir: str | Path) -> None:
+    """Raise ``IndexNotWritableError`` / ``IndexDiskFullError`` unless a build can write to ``index_dir``."""
+    problem = write_problem(index_dir)
+    error = _write_error(Path(index_dir), problem, changed=False) if problem is not None else None
+    if error is not None:
+        raise error from problem
+    if problem is not None:
+        raise problem
+
+
+@contextlib.contextmanager
+def _explain_write_errors(index_path: Path) -> Iterator[None]:
+    """Turn a write that fails mid-build (a disk filling up) into an error that says so and what to do.
+
+    Chroma reports a full disk as a bare 'disk I/O error' or a failed compaction, without the cause, so when an OS or
+    Chroma error ends a build, a probe (``write_problem``) asks the directory itself whether, and why, it refuses
+    writes; when it does not, the original error goes on unchanged.
+    """
+    from chromadb.errors import ChromaError
+
+    try:
+        yield
+    except TweetIndexError:
+        raise
+    except (OSError, ChromaError) as error:
+        problem = write_problem(index_path, room=FAILED_WRITE_ROOM_BYTES)
+        explained = _write_error(index_path, problem, changed=True) if problem is not None else None
+        if explained is None:
+            raise
+        raise explained from error
+
+
 def build_index(
     dataset: str | Path | datasets.Dataset | datasets.DatasetDict,
     towers: Towers | str | Path,
@@ -748,6 +866,9 @@ def build_index(
     build run again finishes the job, and a finished one run again changes nothing. A manifest that does
     not match (other towers, data, schema) raises ``StaleIndexError`` unless ``rebuild``. ``max_batches``
     stops after that many batches, leaving the index incomplete (resumable), as an interruption would.
+    A directory this process cannot write, or a disk without room, raises ``IndexNotWritableError`` /
+    ``IndexDiskFullError`` before anything is changed (a --rebuild deletes first); a disk that fills up mid-way
+    raises ``IndexDiskFullError``, and the same build run again once there is room resumes.
     """
     from tqdm.auto import tqdm
 
@@ -763,7 +884,8 @@ def build_index(
         from tweetmaker.towers import load_towers
 
         towers = load_towers(str(towers), token=token)
-    with build_lock(index_path):
+    check_writable(index_path)  # before the lock file, a --rebuild's deletions or any other change
+    with _explain_write_errors(index_path), build_lock(index_path):
         corpus = Corpus(dataset, source or "<in-memory data set>", split)
         identity, dim = towers_manifest_fields(towers)
         dataset_info = {
