@@ -789,7 +789,7 @@ def write_problem(index_dir: str | Path, *, room: int = START_ROOM_BYTES) -> OSE
 
 def _write_error(index_path: Path, problem: OSError, *, changed: bool) -> TweetIndexError | None:
     """The error to show for a write ``problem`` under ``index_path``: what happened and what to do next."""
-    where = f"{problem.strerror or problem}: {problem.filename}" if problem.filename else str(problem)
+    where = (problem.strerror or str(problem)) + (f": {problem.filename}" if problem.filename else "")
     then = ("then run the same `python -m tweetmaker.index build` command again: it resumes where it stopped."
             if changed else "then run the build again. Nothing in the index directory was changed.")
     if problem.errno in _DISK_FULL:
