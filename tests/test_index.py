@@ -220,6 +220,9 @@ def test_build_holds_the_corpus_with_metadata_and_a_second_run_changes_nothing(
 
     with Image.open(index.image_path(meta)) as stored:
         assert max(stored.size) <= index_module.IMAGE_MAX_SIDE
+    # Readable by an app that runs as another user than the builder (atomic writes must not leave them 0600).
+    assert index.image_path(meta).stat().st_mode & 0o044 == 0o044
+    assert (tmp_path / "index" / "manifest.json").stat().st_mode & 0o044 == 0o044
     config = index.collections["image"].configuration["hnsw"]
     assert config["space"] == "cosine" and config["ef_search"] == index_module.DEFAULT_HNSW["ef_search"]
     assert index.manifest.embedding_dim == towers["a"].embedding_dim

@@ -41,11 +41,11 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -634,22 +634,34 @@ def _decode_row_image(row: dict[str, Any]) -> Image.Image | None:
 def _write_image_atomically(image: Image.Image, path: Path, max_side: int) -> None:
     copy = image.copy()
     copy.thumbnail((max_side, max_side))
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".jpg", dir=path.parent)
+    _write_atomically(path, lambda stream: copy.save(stream, format="JPEG", quality=88), suffix=".jpg")
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    _write_atomically(path, lambda stream: stream.write(text.encode("utf-8")))
+
+
+def _write_atomically(path: Path, write: Callable[[BinaryIO], Any], suffix: str = "") -> None:
+    """Write through a temporary file and rename it into place: a reader (or a resumed build) sees the whole
+    file or none. The file gets the permissions a plain ``open`` would (mkstemp makes it 0600), so an app run by
+    another user than the builder can still read the index."""
+    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
-            copy.save(stream, format="JPEG", quality=88)
-        os.replace(temporary, path)  # a reader (or a resumed build) sees the whole file or none
+            write(stream)
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
 
 
-def _write_text_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(text)
-    os.replace(temporary, path)
+@functools.cache
+def _umask() -> int:
+    current = os.umask(0)  # the only way to read it; set straight back (once: umask is process-wide)
+    os.umask(current)
+    return current
 
 
 # --------------------------------------------------------------------------------------------- building
