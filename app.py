@@ -9,13 +9,15 @@ With no towers reachable (offline, nothing local) it serves a synthetic offline 
 from __future__ import annotations
 
 import os
+import sys
 
 # Before gradio/chromadb are imported: no usage analytics or telemetry leave the machine.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from tweetmaker.config import parse_settings  # noqa: E402
-from tweetmaker.resources import load_resources  # noqa: E402
+from tweetmaker.index import TweetIndexError  # noqa: E402
+from tweetmaker.resources import ResourceError, load_resources  # noqa: E402
 from tweetmaker.ui import build_demo, launch_demo  # noqa: E402
 
 
@@ -28,4 +30,8 @@ def main(argv: list[str] | None = None, prevent_thread_lock: bool = False):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ResourceError, TweetIndexError, ValueError) as error:
+        # What to change is in the message; a traceback would only hide it.
+        sys.exit(f"error: {error}")

@@ -401,6 +401,10 @@ def test_build_into_a_directory_it_may_not_write_fails_clearly_and_changes_nothi
         cli = subprocess.run([sys.executable, "-m", "tweetmaker.index", "build", "--dataset", str(source),
                               "--towers", str(towers_dirs["a"]), "--index_dir", str(index_dir), "--rebuild",
                               "--no_progress"], **run)
+        # Reading needs write access too (Chroma's database), so the app and `info` refuse it clearly as well.
+        info = subprocess.run([sys.executable, "-m", "tweetmaker.index", "info", "--index_dir", str(index_dir)], **run)
+        app = subprocess.run([sys.executable, "app.py", "--towers", str(towers_dirs["a"]), "--dataset", str(source),
+                              "--index_dir", str(index_dir)], **{**run, "timeout": 300})
         after = _tree_digest(index_dir)
     finally:
         make_writable_again(index_dir)
@@ -415,6 +419,9 @@ def test_build_into_a_directory_it_may_not_write_fails_clearly_and_changes_nothi
         assert "Make it writable" in message and "--index_dir" in message and "Nothing" in message
     assert cli.returncode == 2, cli.stderr[-4000:]
     assert _cli_error(cli.stderr).startswith(f"error: Cannot write the index directory {str(index_dir)!r}")
+    for reader in (info, app):
+        assert reader.returncode != 0 and "Traceback" not in reader.stderr, reader.stderr[-4000:]
+        assert "cannot be opened: Chroma needs write access to it even to read" in _cli_error(reader.stderr)
     assert after == before
     index = open_index(index_dir, towers=towers["a"])
     try:

@@ -205,13 +205,25 @@ def make_client(index_dir: str | Path | None = None, host: str | None = None, po
     """A Chroma client: a server at ``host:port`` when a host is given, else the database in ``INDEX_DIR/chroma``."""
     import chromadb
     from chromadb.config import Settings
+    from chromadb.errors import InternalError
 
     settings = Settings(anonymized_telemetry=False)
     if host:
         return chromadb.HttpClient(host=host, port=int(port or 8000), settings=settings)
     if index_dir is None:
         raise ValueError("Pass an index directory, or a Chroma server host and port.")
-    return chromadb.PersistentClient(path=str(Path(index_dir) / CHROMA_DIRNAME), settings=settings)
+    database = Path(index_dir) / CHROMA_DIRNAME
+    try:
+        return chromadb.PersistentClient(path=str(database), settings=settings)
+    except InternalError as error:
+        if "readonly" not in str(error):
+            raise
+        # Chroma writes to its database even to open it for reading, so a read-only copy cannot be served as is.
+        raise IndexNotWritableError(
+            f"The index database in {str(database)!r} cannot be opened: Chroma needs write access to it even to "
+            "read. Make that directory writable by this user, or copy the index to a writable directory and pass "
+            "that as --index_dir. Nothing in it was changed."
+        ) from None
 
 
 def collection_name(modality: str, prefix: str = "") -> str:
