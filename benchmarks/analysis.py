@@ -34,8 +34,8 @@ def _latency(group: Sequence[Figure]) -> str:
         lines.append(
             f"At {items:,} items the handler's {_f(figure.value)} ms is mostly the text tower "
             f"({_f(encode)} ms for one text); Chroma answers in {_f(chroma)} ms where exact numpy top-10 takes "
-            f"{_f(exact)} ms; the rest ({_f(figure.value - encode - chroma)} ms) is validation, re-ranking and "
-            "formatting."
+            f"{_f(exact)} ms; the rest ({_f(max(0.0, figure.value - encode - chroma))} ms) is validation, "
+            "re-ranking and formatting (the parts are medians of separate runs, so they need not add up exactly)."
         )
     return "**Where the time goes.** " + " ".join(lines)
 

@@ -143,6 +143,10 @@ def test_app_serves_only_the_index_images(running_app):
             except urllib.error.HTTPError as error:
                 status = error.code
             assert status >= 400, url
+    # ... while the index's own images are served (an app that serves nothing would pass the checks above).
+    image = next((resources.settings.index_path / "images").glob("*.jpg"))
+    with urllib.request.urlopen(f"{base}/gradio_api/file={image}", timeout=10) as response:
+        assert response.status == 200 and response.read(3) == b"\xff\xd8\xff"  # a JPEG
 
 
 UNUSUAL_DRAFTS = [

@@ -37,6 +37,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -669,11 +670,13 @@ def _write_atomically(path: Path, write: Callable[[BinaryIO], Any], suffix: str 
         raise
 
 
-@functools.cache
 def _umask() -> int:
-    current = os.umask(0)  # the only way to read it; set straight back (once: umask is process-wide)
-    os.umask(current)
-    return current
+    """This process's umask, read without changing it (``os.umask`` would set it to 0 for every thread meanwhile)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022  # no /proc (not Linux): the common default
 
 
 # --------------------------------------------------------------------------------------------- building
@@ -761,6 +764,8 @@ def delete_index(client: ClientAPI, index_dir: Path, prefix: str = "") -> None:
 START_ROOM_BYTES = 1 << 20
 FAILED_WRITE_ROOM_BYTES = 16 << 20
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+# How Chroma words a storage failure it does not attribute (a full disk among them).
+_STORAGE_ERROR = re.compile(r"disk|I/O|compaction|space|full|readonly|read-only|database|sqlite|write", re.IGNORECASE)
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
@@ -788,8 +793,9 @@ def write_problem(index_dir: str | Path, *, room: int = START_ROOM_BYTES) -> OSE
         import resource
 
         limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-        largest = max(in_place, key=lambda path: path.stat().st_size, default=None)
-        if limit != resource.RLIM_INFINITY and (largest.stat().st_size if largest else 0) + room > limit:
+        sizes = {path: _size_or_zero(path) for path in in_place}  # a SQLite journal may vanish meanwhile
+        largest = max(sizes, key=sizes.__getitem__, default=None)
+        if limit != resource.RLIM_INFINITY and sizes.get(largest, 0) + room > limit:
             return OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(largest or index_path))
     for number, directory in enumerate(path for path in (index_path, chroma_dir, index_path / IMAGES_DIRNAME)
                                        if path.is_dir()):
@@ -809,6 +815,13 @@ def write_problem(index_dir: str | Path, *, room: int = START_ROOM_BYTES) -> OSE
             with contextlib.suppress(OSError):
                 os.unlink(probe)
     return None
+
+
+def _size_or_zero(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _write_error(index_path: Path, problem: OSError, *, changed: bool) -> TweetIndexError | None:
@@ -839,8 +852,11 @@ def check_writable(index_dir: str | Path) -> None:
     error = _write_error(Path(index_dir), problem, changed=False) if problem is not None else None
     if error is not None:
         raise error from problem
-    if problem is not None:
-        raise problem
+    if problem is not None:  # e.g. --index_dir names a file: still a message, not a traceback
+        raise TweetIndexError(
+            f"Cannot use {str(index_dir)!r} as the index directory ({problem}). Pass an --index_dir that is a "
+            "directory this user can write (it is created if missing). Nothing was changed."
+        ) from problem
 
 
 @contextlib.contextmanager
@@ -858,6 +874,8 @@ def _explain_write_errors(index_path: Path) -> Iterator[None]:
     except TweetIndexError:
         raise
     except (OSError, ChromaError) as error:
+        if not isinstance(error, OSError) and not _STORAGE_ERROR.search(str(error)):
+            raise  # a Chroma error about the request itself (dimension, ids, ...): no disk to blame
         problem = write_problem(index_path, room=FAILED_WRITE_ROOM_BYTES)
         explained = _write_error(index_path, problem, changed=True) if problem is not None else None
         if explained is None:
