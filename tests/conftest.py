@@ -90,22 +90,15 @@ def learned(tmp_path_factory) -> dict:
     return {"dataset": root / "dataset", "towers": root / "towers", "results": results}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def running_app(learned, tmp_path_factory):
     """The real app (app.main) serving the learned towers over HTTP on 127.0.0.1, and a gradio_client for it."""
     from gradio_client import Client
 
     import app
+    from tests.helpers import free_port
 
-    port = _free_port()
+    port = free_port()
     index_dir = tmp_path_factory.mktemp("app_index") / "index"
     demo, resources = app.main(
         ["--towers", str(learned["towers"]), "--dataset", str(learned["dataset"]), "--index_dir", str(index_dir),

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -25,6 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.helpers import free_port
 from tests.hub_fake import FakeHubApi
 from train import finetune
 from tweetmaker.towers import TowersError, content_hash, load_towers, write_tiny_clip
@@ -321,12 +321,6 @@ def test_it_learns_on_the_synthetic_twin(learned):
           results["train"]["runtime_seconds"])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # Runs finetune.py as torchrun's entry point, recording every file this rank writes (Python opens for writing,
 # directory creation and safetensors saves, which bypass Python's open).
 _AUDITED_ENTRY = textwrap.dedent(
@@ -369,7 +363,7 @@ def test_two_processes_with_torchrun(tweets_dir, small_clip_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "AUDIT_DIR": str(audit), "AUDIT_WATCH": str(output),
            "FINETUNE": str(REPO_ROOT / "train" / "finetune.py"), "PYTHONPATH": str(REPO_ROOT)}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-               f"--master_port={_free_port()}", str(entry),
+               f"--master_port={free_port()}", str(entry),
                *_args(tweets_dir, small_clip_dir, output, "--cpu", "--per_device_train_batch_size", "8",
                       "--max_train_steps", "6", "--dataloader_num_workers", "1")]
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)

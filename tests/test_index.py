@@ -7,7 +7,6 @@ set and the towers, and compared with what Chroma returns; persistence is checke
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -29,6 +28,7 @@ from tests.faults_limits import (
     preexec_without_root_file_powers,
     private_tmpfs_available,
 )
+from tests.helpers import tree_digest
 from tweetmaker import index as index_module
 from tweetmaker.index import (
     IMAGES_DIRNAME,
@@ -349,12 +349,6 @@ def test_stale_index_is_refused_with_a_clear_message_and_rebuild_replaces_it(
         assert stored == {index_module.image_file_name(i) for part in dataset.values() for i in part["tweet_id"]}
 
 
-def _tree_digest(root: Path) -> dict[str, str]:
-    """Every file under ``root`` and the sha256 of its bytes: what "unchanged" means for an index directory."""
-    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(root.rglob("*")) if path.is_file()}
-
-
 def _cli_error(stderr: str) -> str:
     """The one line the CLI prints for a failed command; a traceback instead fails the test."""
     assert "Traceback" not in stderr, stderr[-4000:]
@@ -391,7 +385,7 @@ def test_build_into_a_directory_it_may_not_write_fails_clearly_and_changes_nothi
     small_dataset.save_to_disk(str(source))
     index_dir = tmp_path / "index"
     build_index(small_dataset, towers["a"], index_dir, progress=False)
-    before = _tree_digest(index_dir)
+    before = tree_digest(index_dir)
     make_unwritable(index_dir)
     try:
         run = {"cwd": REPO_ROOT, "capture_output": True, "text": True, "timeout": 600,
@@ -405,7 +399,7 @@ def test_build_into_a_directory_it_may_not_write_fails_clearly_and_changes_nothi
         info = subprocess.run([sys.executable, "-m", "tweetmaker.index", "info", "--index_dir", str(index_dir)], **run)
         app = subprocess.run([sys.executable, "app.py", "--towers", str(towers_dirs["a"]), "--dataset", str(source),
                               "--index_dir", str(index_dir)], **{**run, "timeout": 300})
-        after = _tree_digest(index_dir)
+        after = tree_digest(index_dir)
     finally:
         make_writable_again(index_dir)
 

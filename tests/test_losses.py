@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.helpers import free_port
 from tweetmaker.losses import MultipleNegativesRankingLoss, gather_with_grad, world_info
 
 
@@ -83,12 +83,6 @@ def test_single_process_gather_is_identity():
     assert gather_with_grad(tensor) is tensor
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _two_rank_worker(rank: int, world_size: int, port: int, results) -> None:
     """Each rank holds half of the batch; its loss and gradients must match the global-batch reference."""
     import torch.distributed as dist
@@ -133,7 +127,7 @@ def test_two_processes_gather_negatives_with_gradients():
 
     context = mp.get_context("spawn")
     results = context.Queue()
-    mp.spawn(_two_rank_worker, args=(2, _free_port(), results), nprocs=2, join=True)
+    mp.spawn(_two_rank_worker, args=(2, free_port(), results), nprocs=2, join=True)
     reports = sorted((results.get(timeout=30) for _ in range(2)), key=lambda report: report["rank"])
     for report in reports:
         assert report["gathered"] == 8

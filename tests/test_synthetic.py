@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 
 import numpy as np
 import pytest
 
+from tests.helpers import tree_digest
 from tweetmaker.data import decode_image, parse_hashtags
 from tweetmaker.synthetic import COLORS, TOPIC_TAGS, TOPIC_WORDS, generate_corpus, main
-
-
-def _digest(directory) -> dict[str, str]:
-    return {
-        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(directory.rglob("*")) if path.is_file()
-    }
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     generate_corpus(tmp_path / "a", rows=40, seed=7, bad_rows=True)
     generate_corpus(tmp_path / "b", rows=40, seed=7, bad_rows=True)
     generate_corpus(tmp_path / "c", rows=40, seed=8)
-    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
     assert (tmp_path / "a" / "train.csv").read_bytes() != (tmp_path / "c" / "train.csv").read_bytes()
 
 
