@@ -16,8 +16,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from tweetmaker.config import parse_settings  # noqa: E402
-from tweetmaker.index import TweetIndexError  # noqa: E402
-from tweetmaker.resources import ResourceError, load_resources  # noqa: E402
+from tweetmaker.errors import TweetMakerError  # noqa: E402
+from tweetmaker.resources import load_resources  # noqa: E402
 from tweetmaker.ui import build_demo, launch_demo  # noqa: E402
 
 
@@ -32,6 +32,6 @@ def main(argv: list[str] | None = None, prevent_thread_lock: bool = False):
 if __name__ == "__main__":
     try:
         main()
-    except (ResourceError, TweetIndexError, ValueError) as error:
+    except TweetMakerError as error:
         # What to change is in the message; a traceback would only hide it.
         sys.exit(f"error: {error}")

@@ -30,6 +30,7 @@ from tests.faults_limits import (
 )
 from tests.helpers import tree_digest
 from tweetmaker import index as index_module
+from tweetmaker.cards import markdown_table
 from tweetmaker.index import (
     IMAGES_DIRNAME,
     MODALITIES,
@@ -562,7 +563,7 @@ def test_measure_hnsw_reports_recall_against_exact_search():
     assert table[0]["recall@10"] >= 0.99 and table[0]["latency_ms_mean"] > 0
     exact = index_module.exact_neighbours(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), vectors[:3], 1)
     assert exact[:, 0].tolist() == [0, 1, 2]
-    assert "recall@10" in index_module.markdown_table(table).splitlines()[0]
+    assert "recall@10" in markdown_table(table).splitlines()[0]
 
 
 def test_dates_become_epoch_seconds():

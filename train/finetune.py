@@ -35,6 +35,7 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from transformers import HfArgumentParser, get_scheduler  # noqa: E402
 
+from tweetmaker.cards import model_card  # noqa: E402
 from tweetmaker.losses import MultipleNegativesRankingLoss  # noqa: E402
 from tweetmaker.metrics import K_VALUES, tower_metrics  # noqa: E402
 from tweetmaker.towers import (  # noqa: E402
@@ -478,72 +479,6 @@ def plot_losses(step_losses: list[float], epoch_losses: list[float], path: Path)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
-
-
-def metrics_table(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> str:
-    lines = ["| direction | metric | before | after |", "| --- | --- | ---: | ---: |"]
-    for direction, values in after.items():
-        for name, value in values.items():
-            lines.append(f"| {direction} | {name} | {before[direction][name]:.4f} | {value:.4f} |")
-    return "\n".join(lines)
-
-
-def model_card(results: dict[str, Any], hub_model_id: str | None) -> str:
-    """The README.md pushed with the towers: what they are, what they were trained on, how well, how to load."""
-    base = results["base_model"]
-    dataset = results["dataset"]
-    repo = hub_model_id or "path/to/output_dir"
-    hub_base = base["source"] if not Path(base["source"]).exists() else None
-    hub_dataset = dataset["source"] if not Path(dataset["source"]).exists() else None
-    front = ["---", "library_name: transformers", "pipeline_tag: zero-shot-image-classification",
-             "tags:", "- clip", "- tweetmaker", "- multimodal-retrieval"]
-    if hub_base:
-        front.append(f"base_model: {hub_base}")
-    if hub_dataset:
-        front += ["datasets:", f"- {hub_dataset}"]
-    front.append("---")
-    train = results["train"]
-    return "\n".join(front) + f"""
-
-# TweetMaker towers
-
-Three CLIP towers fine-tuned together for TweetMaker, a tweet-writing helper that recommends images, hashtags and
-similar tweets: an **image** tower (`CLIPVisionModelWithProjection`), a **text** tower for the tweet text and a
-**hashtag** tower for the hashtag string (both `CLIPTextModelWithProjection`; the hashtag tower starts as a copy of
-the text tower). Their L2-normalised embeddings share one space, so a tweet's text and hashtags land near its image.
-
-- Base model: `{base["source"]}` (revision `{base.get("revision")}`, weights `{base.get("content_hash")}`)
-- Data set: `{dataset["source"]}` (revision `{dataset.get("revision")}`, rows {dataset.get("num_rows")})
-- Loss: multiple-negatives ranking (InfoNCE) for text->image and hashtag->image{
-    " plus the symmetric directions" if results["args"]["model"]["symmetric_loss"] else ""}, logit scale
-  {train["logit_scale"]:.2f}, negatives gathered across {train["world_size"]} process(es)
-- Training: {train["optimizer_steps"]} optimizer steps, {train["epochs"]} epoch(s), global batch
-  {train["global_batch_size"]}, learning rate {results["args"]["train"]["learning_rate"]}, seed
-  {results["args"]["train"]["seed"]}
-
-## Evaluation on the `{results["args"]["data"]["eval_split"]}` split
-
-Exact pairs: each query has one relevant document, the other modality of the same tweet (recall@k, MRR, ranks).
-`precision@k` counts documents sharing the query's `{results["args"]["data"]["relevance_column"]}` when the data
-set carries it.
-
-{metrics_table(results["before"], results["after"])}
-
-## How to use
-
-```python
-from tweetmaker.towers import load_towers
-
-towers = load_towers("{repo}")
-image_vectors = towers.encode_images([pil_image])            # (n, {train["embedding_dim"]}) float32, unit length
-text_vectors = towers.encode_texts(["New GPU chips are here"])
-hashtag_vectors = towers.encode_hashtags(["#AI #Hardware"])
-scores = text_vectors @ image_vectors.T                      # cosine similarity
-```
-
-Each tower is also a plain transformers model: `CLIPVisionModelWithProjection.from_pretrained("{repo}",
-subfolder="image")`, `CLIPTextModelWithProjection.from_pretrained("{repo}", subfolder="text")`.
-"""
 
 
 def stage_for_upload(output_dir: Path, staging: Path) -> Path:

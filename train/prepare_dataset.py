@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from transformers import HfArgumentParser  # noqa: E402
 
-from tweetmaker.convert import ConversionReport, convert_kaggle_layout, dataset_card  # noqa: E402
+from tweetmaker.cards import dataset_card  # noqa: E402
+from tweetmaker.convert import ConversionReport, convert_kaggle_layout  # noqa: E402
 from tweetmaker.data import MAX_IMAGE_PIXELS  # noqa: E402
 from tweetmaker.hub import upload_folder_to_hub, write_dataset_folder  # noqa: E402
 

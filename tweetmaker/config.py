@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from tweetmaker.errors import InvalidInputError
+
 DEFAULT_TOWERS = "tweetmaker/tweetmaker-clip-towers"
 DEFAULT_DATASET = "tweetmaker/ai-tweets"
 ENV_PREFIX = "TWEETMAKER_"
@@ -64,15 +66,15 @@ class AppSettings:
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
-            raise ValueError(f"--port must be between 1 and 65535, got {self.port}.")
+            raise InvalidInputError(f"--port must be between 1 and 65535, got {self.port}.")
         if self.max_concurrency < 1:
-            raise ValueError("--max_concurrency must be at least 1.")
+            raise InvalidInputError("--max_concurrency must be at least 1.")
         if self.queue_size < 1:
-            raise ValueError("--queue_size must be at least 1.")
+            raise InvalidInputError("--queue_size must be at least 1.")
         if self.max_file_size_mb <= 0:
-            raise ValueError("--max_file_size_mb must be positive.")
+            raise InvalidInputError("--max_file_size_mb must be positive.")
         if self.max_text_chars < 1:
-            raise ValueError("--max_text_chars must be at least 1.")
+            raise InvalidInputError("--max_text_chars must be at least 1.")
 
     @property
     def index_path(self) -> Path:
@@ -104,7 +106,7 @@ def env_defaults(environ: Mapping[str, str]) -> dict[str, object]:
             else:
                 values[item.name] = raw
         except ValueError:
-            raise ValueError(f"Environment variable {names[0]}={raw!r} is not a valid {kind}.") from None
+            raise InvalidInputError(f"Environment variable {names[0]}={raw!r} is not a valid {kind}.") from None
     return values
 
 

@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tweetmaker.errors import InvalidInputError
+from tweetmaker.sources import is_local_source
+
 if TYPE_CHECKING:  # keep `import tweetmaker.data` cheap: datasets and PIL load on first use
     import datasets
     from PIL import Image
@@ -30,11 +33,11 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 _HASHTAG_TOKEN = re.compile(r"#?([^\W_][\w]*)", re.UNICODE)
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(InvalidInputError):
     """An image could not be used; the message says why and what to do, in words fit for a user."""
 
 
-class DatasetSchemaError(ValueError):
+class DatasetSchemaError(InvalidInputError):
     """A data set lacks a column TweetMaker needs, or a column has the wrong type."""
 
 
@@ -124,6 +127,12 @@ def decode_image(source: bytes | str | Path | Image.Image, max_pixels: int = MAX
     return _to_rgb(_apply_exif_orientation(image))
 
 
+def row_image_source(image: dict[str, Any] | None) -> bytes | str | None:
+    """What an undecoded ``datasets.Image`` cell points at: its bytes, else its file path, else None."""
+    image = image or {}
+    return image.get("bytes") or image.get("path") or None
+
+
 def _read_image_bytes(source: bytes | str | Path) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
@@ -205,7 +214,7 @@ def load_tweets(
         loaded = _load_local(path)
     elif path.exists():
         raise DatasetSchemaError(f"{source_name!r} is a file; pass the data set directory or a Hub dataset id.")
-    elif _looks_like_local_path(source_name):
+    elif is_local_source(source_name):
         raise FileNotFoundError(
             f"Data set directory {source_name!r} does not exist. Create it with train/prepare_dataset.py."
         )
@@ -220,11 +229,6 @@ def load_tweets(
     if split not in loaded:
         raise KeyError(f"Data set {source_name!r} has no split {split!r}; it has {sorted(loaded)}.")
     return loaded[split]
-
-
-def _looks_like_local_path(name: str) -> bool:
-    # Hub ids are "name" or "owner/name"; anything with more parts, a leading dot or slash is a path.
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def _load_local(path: Path) -> datasets.DatasetDict | datasets.Dataset:

@@ -50,6 +50,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from tweetmaker.errors import TweetMakerError
+
 if TYPE_CHECKING:  # keep `import tweetmaker.index` cheap: chromadb, datasets and torch load on first use
     import datasets
     from chromadb.api import ClientAPI
@@ -81,7 +83,7 @@ DEFAULT_BATCH_SIZE = 256
 DEFAULT_HNSW: dict[str, Any] = {"space": "cosine", "ef_construction": 200, "ef_search": 100, "max_neighbors": 32}
 
 
-class TweetIndexError(RuntimeError):
+class TweetIndexError(TweetMakerError):
     """Base class of the index errors; the message says what happened and what to run."""
 
 
@@ -168,13 +170,13 @@ class Manifest:
         if check_dataset and self.dataset.get("content_hash") != expected.dataset.get("content_hash"):
             mine, theirs = self.dataset, expected.dataset
             reasons.append(
-                f"built from data set {mine.get('source')!r} (content {_short(mine.get('content_hash'))}), "
-                f"not {theirs.get('source')!r} (content {_short(theirs.get('content_hash'))})"
+                f"built from data set {mine.get('source')!r} (content {short_hash(mine.get('content_hash'))}), "
+                f"not {theirs.get('source')!r} (content {short_hash(theirs.get('content_hash'))})"
             )
         return reasons
 
 
-def _short(value: Any) -> str:
+def short_hash(value: Any) -> str:
     return str(value)[:12] if value else "unknown"
 
 
@@ -191,7 +193,7 @@ def describe_towers(identity: dict[str, Any]) -> str:
     revision = identity.get("revision")
     content = identity.get("content_hash") or identity.get("sha256") or identity.get("hash")
     text = str(source) + (f"@{revision}" if revision else "")
-    return text + (f" (content {_short(content)})" if content else "")
+    return text + (f" (content {short_hash(content)})" if content else "")
 
 
 def towers_manifest_fields(towers: Towers) -> tuple[dict[str, Any], int]:
@@ -1130,15 +1132,6 @@ TUNING_GRID: list[dict[str, Any]] = [
 ]
 
 
-def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    header = list(rows[0])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(row.get(name, "")) for name in header) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------------------------- Hub
 
 
@@ -1152,6 +1145,7 @@ def push_index(
     api: Any = None,
 ) -> Any:
     """Upload a complete, embedded index directory to a Hub dataset repo (the Space pulls it at start)."""
+    from tweetmaker.cards import index_card
     from tweetmaker.hub import upload_folder_to_hub
 
     index_path = Path(index_dir)
@@ -1165,7 +1159,7 @@ def push_index(
         with tempfile.TemporaryDirectory(prefix="tweetmaker-push-") as scratch:
             staged = Path(scratch) / "index"
             shutil.copytree(index_path, staged, ignore=shutil.ignore_patterns(LOCK_FILENAME, ".tmp-*"))
-            (staged / "README.md").write_text(_index_card(repo_id, manifest), encoding="utf-8")
+            (staged / "README.md").write_text(index_card(repo_id, manifest), encoding="utf-8")
             return upload_folder_to_hub(
                 staged,
                 repo_id,
@@ -1175,19 +1169,6 @@ def push_index(
                 commit_message=revision_message or f"TweetMaker index ({manifest.dataset.get('num_rows')} tweets)",
                 api=api,
             )
-
-
-def _index_card(repo_id: str, manifest: Manifest) -> str:
-    return (
-        "---\ntags:\n- tweetmaker\n- chroma\n- embeddings\n---\n\n"
-        f"# {repo_id}\n\nA TweetMaker retrieval index: one Chroma collection per modality (image, text, hashtag), "
-        "cosine HNSW, plus downscaled copies of the tweets' images.\n\n"
-        f"- towers: {describe_towers(manifest.towers)}\n- embedding size: {manifest.embedding_dim}\n"
-        f"- data set: {manifest.dataset.get('source')} ({manifest.dataset.get('num_rows')} tweets, content "
-        f"{_short(manifest.dataset.get('content_hash'))})\n- HNSW: {manifest.hnsw}\n- built: {manifest.built_at}\n\n"
-        "Fetch it with `python -m tweetmaker.index pull --repo_id "
-        f"{repo_id} --index_dir DIR`; the app refuses it unless its towers match.\n"
-    )
 
 
 def pull_index(
@@ -1277,6 +1258,8 @@ def main(argv: list[str] | None = None) -> int:
             index = open_index(args.index_dir, host=args.chroma_host, port=args.chroma_port,
                                prefix=args.collection_prefix)
             _, embeddings = index.all_embeddings(args.modality)
+            from tweetmaker.cards import markdown_table
+
             print(markdown_table(measure_hnsw(embeddings, TUNING_GRID, n_queries=args.queries)))
         elif args.command == "push":
             push_index(args.index_dir, args.repo_id, private=args.private)

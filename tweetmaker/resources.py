@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tweetmaker.config import AppSettings
+from tweetmaker.errors import TweetMakerError
 
 if TYPE_CHECKING:
     from tweetmaker.index import TweetIndex
@@ -53,7 +54,7 @@ DEMO_BANNER = (
 )
 
 
-class ResourceError(RuntimeError):
+class ResourceError(TweetMakerError):
     """The app cannot start with these settings; the message says why and what to change."""
 
 

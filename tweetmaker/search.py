@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tweetmaker.data import normalize_hashtag, parse_hashtags
+from tweetmaker.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -50,7 +51,7 @@ IMAGE_HASHTAG_SOURCES = {"image": 1.0}
 TEXT_HASHTAG_SOURCES = {"text": 0.5, "image": 0.5}
 
 
-class QueryError(ValueError):
+class QueryError(InvalidInputError):
     """A query that cannot be answered (empty text, unreadable image, bad weight); the message is for the user."""
 
 

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tweetmaker.errors import InvalidInputError
+
 TOWER_NAMES = ("image", "text", "hashtag")
 TOWERS_FILE = "towers.json"
 TOWERS_FORMAT = "tweetmaker-towers"
@@ -38,7 +40,7 @@ DEFAULT_BASE_MODEL = "openai/clip-vit-base-patch32"
 _HUB_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*/*.json", "*/*.txt", "*/*.safetensors", "*.md"]
 
 
-class TowersError(ValueError):
+class TowersError(InvalidInputError):
     """A source that cannot be used as CLIP towers (not CLIP, no safetensors weights, missing files)."""
 
 
