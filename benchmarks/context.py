@@ -15,6 +15,7 @@ import numpy as np
 from benchmarks import workspace
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+K = 10  # every query the figures make asks for the top 10
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,26 @@ class Context:
             finetune.main(["--dataset", str(self.quality_dataset_dir), "--base_model", str(self.tiny_base_dir),
                            "--output_dir", str(output), *self.quality_args])
         return output
+
+    @cached_property
+    def quality_embeddings(self) -> dict[str, Any]:
+        """Test-split embeddings of the base and the fine-tuned tiny towers, plus every twin image (fine-tuned)."""
+        from tweetmaker.data import load_tweets
+        from tweetmaker.towers import build_towers_from_base, load_towers
+
+        trained_dir = self.trained_towers_dir
+        data = load_tweets(str(self.quality_dataset_dir))
+        test = data["test"]
+        images, texts, tags = list(test["image"]), list(test["text"]), list(test["hashtags"])
+        out: dict[str, Any] = {"labels": list(test["attr_topic"])}
+        for name, towers in (("before", build_towers_from_base(self.tiny_base_dir, device="cpu")),
+                             ("trained", load_towers(trained_dir, device="cpu"))):
+            out[name] = {"image": towers.encode_images(images), "text": towers.encode_texts(texts),
+                         "hashtag": towers.encode_hashtags(tags)}
+            if name == "trained":
+                out["all_images"] = np.concatenate([towers.encode_images(list(data["train"]["image"])),
+                                                    out[name]["image"]])
+        return out
 
     @property
     def quality_args(self) -> list[str]:

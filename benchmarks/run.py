@@ -11,25 +11,17 @@ from __future__ import annotations
 
 import os
 import sys
-
-# Offline and quiet before any library is imported: nothing may be downloaded or reported home.
-for _name, _value in {
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "HF_EVALUATE_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "GRADIO_ANALYTICS_ENABLED": "False",
-    "ANONYMIZED_TELEMETRY": "False",
-    "TOKENIZERS_PARALLELISM": "false",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-}.items():
-    os.environ.setdefault(_name, _value)
-
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script: make `benchmarks`, `tweetmaker` and `train` importable
     sys.path.insert(0, str(REPO_ROOT))
+
+# Offline and quiet before any other library is imported: nothing may be downloaded or reported home.
+from tweetmaker.offline import OFFLINE_ENV  # noqa: E402 - imports nothing else
+
+for _name, _value in OFFLINE_ENV.items():
+    os.environ.setdefault(_name, _value)
 
 import argparse  # noqa: E402
 import shutil  # noqa: E402
@@ -40,8 +32,10 @@ from collections.abc import Callable  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from typing import Any  # noqa: E402
 
-from benchmarks import analysis, figures, report  # noqa: E402
+from benchmarks import analysis, report  # noqa: E402
 from benchmarks.context import PROFILES, Context, log  # noqa: E402
+from benchmarks.figures import chroma, cold_start, indexing, latency, quality, serving, training  # noqa: E402
+from benchmarks.harness import APPS_STARTED  # noqa: E402
 from benchmarks.stats import Figure  # noqa: E402
 
 METHOD = """
@@ -157,11 +151,11 @@ def main(argv: list[str] | None = None) -> int:
                 lambda: _first_size_suite(ctx, first, only))
         for size in others:
             attempt(f"query latency and Chroma at {size:,}", {1, 2},
-                    lambda size=size: figures.speed_at_size(ctx, size, first=False))
-        attempt("indexing throughput", {3}, lambda: figures.indexing_throughput(ctx))
-        attempt("training step throughput", {5}, lambda: figures.training_throughput(ctx))
-        attempt("quality", {7}, lambda: figures.quality(ctx))
-        attempt("Chroma on the twin's embeddings", {2}, lambda: figures.twin_hnsw(ctx))
+                    lambda size=size: speed_at_size(ctx, size, first=False))
+        attempt("indexing throughput", {3}, lambda: indexing.indexing_throughput(ctx))
+        attempt("training step throughput", {5}, lambda: training.training_throughput(ctx))
+        attempt("quality", {7}, lambda: quality.quality(ctx))
+        attempt("Chroma on the twin's embeddings", {2}, lambda: chroma.twin_hnsw(ctx))
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -171,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/run.py" + (" --quick" if args.quick else " --smoke" if args.smoke else "")
     meta: dict[str, Any] = {
         "run": {"command": command, "profile": profile.name, "started": started_at, "duration_s": round(duration, 1),
-                "json": json_path.name, "errors": errors, "app_processes": figures.APPS_STARTED},
+                "json": json_path.name, "errors": errors, "app_processes": APPS_STARTED},
         "machine": report.machine_info(),
         "libraries": report.library_versions(),
         "load": {**report.load_between(start_cpu, report.cpu_snapshot(), duration), "parts": loads},
@@ -185,11 +179,26 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if errors else 0
 
 
+def speed_at_size(ctx: Context, size: int, first: bool) -> list[Figure]:
+    """Figures 1 and 2 on the app index of ``size`` synthetic vectors (one set of resources), and figure 2 at Chroma's
+    default settings where the profile asks for it. ``first``: the size the figure-1 target applies to."""
+    index_dir = ctx.speed_index_dir(size)
+    resources = ctx.load_resources(index_dir)
+    try:
+        results = latency.query_latency(ctx, resources, size, with_target=first)
+        results += chroma.chosen_settings(ctx, resources.index.collections["image"], size)
+    finally:
+        resources.close()
+    if size in ctx.profile.defaults_sizes:
+        results += chroma.chroma_defaults(ctx, size)
+    return results
+
+
 def _first_size_suite(ctx: Context, size: int, only: set[int]) -> list[Figure]:
     """Figures 1, 2, 6 and 4 on the smallest index: one set of resources, and the cold-start app kept for serving."""
     results: list[Figure] = []
     if only & {1, 2}:
-        results += figures.speed_at_size(ctx, size, first=True)
+        results += speed_at_size(ctx, size, first=True)
     if not only & {4, 6}:
         return results
     index_dir = ctx.speed_index_dir(size)
@@ -197,13 +206,13 @@ def _first_size_suite(ctx: Context, size: int, only: set[int]) -> list[Figure]:
     app_index = ctx.workdir / f"app-index-{size}"
     shutil.rmtree(app_index, ignore_errors=True)
     shutil.copytree(index_dir, app_index)
-    cold, app = figures.cold_start(ctx, app_index)
+    cold, app = cold_start.cold_start(ctx, app_index)
     try:
         results += cold
         if 4 in only:
             resources = ctx.load_resources(index_dir)
             try:
-                results += figures.serving_overhead(ctx, resources, app)
+                results += serving.serving_overhead(ctx, resources, app)
             finally:
                 resources.close()
     finally:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+MS = 1000.0  # seconds -> milliseconds
+
 
 @dataclass
 class Stats:
@@ -47,6 +49,16 @@ class Stats:
         """The same summary in another unit (seconds -> ms: factor 1000)."""
         return Stats(self.n, self.median * factor, self.p95 * factor, self.mean * factor, self.min * factor,
                      self.max * factor, unit)
+
+
+def median(samples: Sequence[float]) -> float:
+    """The median of the samples (NaN when there are none): the value a figure reports."""
+    return float(np.median(samples)) if len(samples) else math.nan
+
+
+def ms_stats(samples: Sequence[float]) -> Stats:
+    """The summary of samples taken in seconds, in milliseconds."""
+    return Stats.of(samples).scaled(MS, "ms")
 
 
 @dataclass
