@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 from pathlib import Path
 
+# One implementation for the tests and the benchmarks' app harness; it lives there because the tests may import the
+# benchmarks (tests/test_benchmarks.py does) but the benchmarks never import the tests.
+from benchmarks.harness import free_port
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (servers the tests start bind to loopback only)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+__all__ = ["free_port", "tree_digest"]
 
 
 def tree_digest(root: Path) -> dict[str, str]:
