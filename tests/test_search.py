@@ -16,10 +16,16 @@ from tests.chroma_server import backend_fixture
 from tweetmaker.index import Hit, build_index, open_index
 from tweetmaker.search import (
     QueryError,
+    QueryLimits,
     Ranking,
     Recommender,
     aggregate_hashtags,
+    check_balance,
+    check_k,
+    check_weight,
+    clean_text,
     engagement_value,
+    has_image,
     mix,
     rerank,
 )
@@ -257,6 +263,46 @@ def test_k_and_weights_are_validated_and_k_may_exceed_the_collection(recommender
         recommender.combined("  ", None)
     with pytest.raises(QueryError, match="cancel out"):
         mix(np.ones(3), -np.ones(3), 0.5)
+
+
+def test_limits_bound_the_draft_and_k_and_leave_the_original_unbounded(recommender):
+    limited = recommender.with_limits(QueryLimits(max_text_chars=10, max_k=5))
+    assert limited.towers is recommender.towers and limited.index is recommender.index
+    with pytest.raises(QueryError, match="11 characters long; the limit is 10"):
+        limited.text_to_images("a" * 11, k=5)
+    with pytest.raises(QueryError, match="between 1 and 5, not 6"):
+        limited.image_to_tweets(b"never decoded", k=6)
+    assert len(limited.text_to_images("robots", k=5)) == 5
+    assert len(recommender.text_to_images("a" * 11, k=6)) == 6
+
+
+def test_every_query_reads_a_draft_the_same_way(recommender):
+    noisy, plain = "  red\x00robot\x07 ", "red robot"
+    assert ([r.id for r in recommender.text_to_images(noisy, k=5)]
+            == [r.id for r in recommender.text_to_images(plain, k=5)])
+    with pytest.raises(QueryError, match="Type a draft"):
+        recommender.text_to_tweets("\x00\x07")
+    with pytest.raises(QueryError, match="text, an image, or both"):
+        recommender.combined("\x1b", "")
+
+
+def test_input_checks_take_what_a_form_or_an_api_sends_and_refuse_the_rest():
+    assert clean_text(" a\tb\r\nc\x0b ") == "a\tb\r\nc" and clean_text(None, required=False) == ""
+    with pytest.raises(QueryError, match="Type a draft"):
+        clean_text(42)
+    assert [check_k("7"), check_k(3.0), check_k(10**6)] == [7, 3, 10**6]
+    for bad in (float("inf"), float("nan"), "7.5", None):
+        with pytest.raises(QueryError, match="number of results must be a whole number"):
+            check_k(bad)
+    assert [check_weight("w", value) for value in ("0.5", np.float32(0.25), 1)] == [0.5, 0.25, 1.0]
+    for bad in (None, "much", float("inf"), -0.1):
+        with pytest.raises(QueryError, match="The w weight must be a number between 0 and 1"):
+            check_weight("w", bad)
+    assert check_balance("0.25") == 0.25
+    for bad in (float("nan"), -1, "text"):
+        with pytest.raises(QueryError, match="balance"):
+            check_balance(bad)
+    assert [has_image(x) for x in (None, "", "  ", b"", "a.png")] == [False, False, False, True, True]
 
 
 def test_empty_collections_give_empty_results(dataset, towers, tmp_path):
