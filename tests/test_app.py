@@ -164,7 +164,7 @@ def test_unusual_text_gets_results_through_the_api_and_the_library(running_app, 
     gallery, why = client.predict(draft, 5, 0, 0, 0, api_name="/text_to_image")
     assert len(gallery) == 5 and len(why["data"]) == 5
     # The same draft through the library: the same tweets, in the same order.
-    from tweetmaker.ui import clean_text
+    from tweetmaker.search import clean_text
 
     results = resources.recommender.text_to_images(clean_text(draft, 2000), k=5)
     assert [result.id for result in results] == [row[1] for row in why["data"]]

@@ -1,37 +1,144 @@
-"""The UI's pure functions: validation and the tweet preview (no server needed)."""
+"""The UI without a server: its pure functions, and every refusal of the library reaching the page as ``gr.Error``.
+
+The handlers run here against a stub model and index (no towers, no Chroma), so what is checked is the path a
+request takes: the handler passes its inputs on unchecked, ``tweetmaker.search`` refuses them, and
+``tweetmaker.ui.boundary.user_errors`` shows the library's message.
+"""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+from types import SimpleNamespace
+
 import gradio as gr
+import numpy as np
 import pytest
 
-from tweetmaker.ui import MAX_K, clean_k, clean_text, compose_tweet, ranking_options, tweet_length
+from tweetmaker.errors import TweetMakerError
+from tweetmaker.search import Ranking, Recommender, check_k, clean_text
+from tweetmaker.ui import MAX_K, Handlers, compose_tweet, tweet_length, user_errors
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_clean_text_strips_control_characters_and_refuses_empty_or_oversized():
+class StubTowers:
+    """Every text and image embeds to the same unit vector; counts what it was asked to encode."""
+
+    embedding_dim = 4
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode_texts(self, texts):
+        self.calls += 1
+        return np.ones((len(texts), self.embedding_dim), dtype=np.float32)
+
+    def encode_images(self, images):
+        self.calls += 1
+        return np.ones((len(images), self.embedding_dim), dtype=np.float32)
+
+
+class StubIndex:
+    """An index with no tweets."""
+
+    def query(self, modality, vector, k, with_embeddings=False):
+        return [[]]
+
+    def image_path(self, metadata):
+        return None
+
+
+@pytest.fixture
+def handlers():
+    recommender = Recommender(StubTowers(), StubIndex(), check=False)
+    return Handlers(SimpleNamespace(recommender=recommender, settings=SimpleNamespace(max_text_chars=100)))
+
+
+def test_clean_text_strips_control_characters_and_refuses_empty_or_oversized(handlers):
     assert clean_text("  red\x00robot\x07  ", 100) == "red robot"
     assert clean_text("", 100, required=False) == ""
     with pytest.raises(gr.Error, match="Type a draft"):
-        clean_text(" \t\n", 100)
+        handlers.text_to_image(" \t\n")
     with pytest.raises(gr.Error, match="101 characters long; the limit is 100"):
-        clean_text("a" * 101, 100)
+        handlers.text_to_image("a" * 101)
 
 
 @pytest.mark.parametrize("k", [0, -1, MAX_K + 1, 10**9, "many", None])
-def test_clean_k_refuses_what_is_not_1_to_max(k):
+def test_clean_k_refuses_what_is_not_1_to_max(handlers, k):
     with pytest.raises(gr.Error, match=f"between 1 and {MAX_K}"):
-        clean_k(k)
+        handlers.text_to_image("robots", k)
 
 
 def test_clean_k_accepts_the_range():
-    assert [clean_k(1), clean_k(MAX_K), clean_k(7.0)] == [1, MAX_K, 7]
+    assert [check_k(1, MAX_K), check_k(MAX_K, MAX_K), check_k(7.0, MAX_K)] == [1, MAX_K, 7]
 
 
-def test_ranking_weights_must_lie_in_0_1():
-    assert ranking_options(0, 0.5, 1) == {"engagement": 0.0, "recency": 0.5, "diversity": 1.0}
+def test_ranking_weights_must_lie_in_0_1(handlers):
+    ranking = Ranking(0, 0.5, 1)
+    assert (ranking.engagement, ranking.recency, ranking.diversity) == (0.0, 0.5, 1.0)
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(gr.Error, match="between 0 and 1"):
-            ranking_options(bad, 0, 0)
+            handlers.text_to_image("robots", 8, bad, 0, 0)
+
+
+def test_combined_and_image_queries_are_refused_by_the_library_with_its_messages(handlers, tmp_path):
+    with pytest.raises(gr.Error, match="draft text, an image, or both"):
+        handlers.combined("", None)
+    with pytest.raises(gr.Error, match="balance"):
+        handlers.combined("robots", None, 1.5)
+    with pytest.raises(gr.Error, match="Upload an image first"):
+        handlers.image_to_hashtags(None)
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a picture")
+    with pytest.raises(gr.Error, match="not an image"):
+        handlers.image_to_hashtags(str(notes))
+
+
+def test_cheap_checks_run_before_the_model(handlers):
+    towers = handlers.recommender.towers
+    for call in (lambda: handlers.text_to_image("robots", 0), lambda: handlers.text_to_image("a" * 101),
+                 lambda: handlers.combined("robots", None, 2.0), lambda: handlers.image_to_hashtags("x.png", 8, 3)):
+        with pytest.raises(gr.Error):
+            call()
+    assert towers.calls == 0
+
+
+def test_a_query_with_no_results_answers_empty_and_warns(handlers):
+    with pytest.warns(UserWarning, match="No matching images"):
+        assert handlers.text_to_image("robots", 5) == ([], [])
+    assert handlers.combined("robots", None) == ([], [], "")
+
+
+def test_user_errors_shows_library_messages_and_lets_bugs_through():
+    from tweetmaker.index import IndexUnavailableError
+
+    def failing(error):
+        @user_errors
+        def handler():
+            raise error
+        return handler
+
+    with pytest.raises(gr.Error) as shown:
+        failing(IndexUnavailableError("The Chroma server did not answer; try again in a moment."))()
+    assert shown.value.message == "The index is unavailable: The Chroma server did not answer; try again in a moment."
+    with pytest.raises(gr.Error) as shown:
+        failing(TweetMakerError("Say it plainly."))()
+    assert shown.value.message == "Say it plainly."
+    with pytest.raises(KeyError):  # a bug is not dressed up as a user's mistake
+        failing(KeyError("bug"))()
+
+
+def test_only_the_ui_package_imports_gradio():
+    importers = []
+    for path in sorted((ROOT / "tweetmaker").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(name == "gradio" or name.startswith("gradio.") for name in names):
+                importers.append(path.relative_to(ROOT).as_posix())
+    assert importers and all(path.startswith("tweetmaker/ui/") for path in importers), importers
+    assert "tweetmaker/ui/formatting.py" not in importers
 
 
 def test_tweet_length_counts_urls_as_23_and_wide_characters_as_2():

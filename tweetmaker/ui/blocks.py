@@ -1,0 +1,57 @@
+"""The page: the tabs in order, over the recommender loaded once at start, and how the app is launched.
+
+Every model-bound event shares one concurrency limit, so the model never runs more requests at once than the
+machine can take, and the queue's ``max_size`` turns overload into a clear "try again" message.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from tweetmaker.ui.controls import CONCURRENCY_ID, Shared, ranking_controls
+from tweetmaker.ui.formatting import compose_tweet
+from tweetmaker.ui.handlers import Handlers
+from tweetmaker.ui.tabs import about, combined, image_to_hashtags, preview, text_to_image
+
+if TYPE_CHECKING:
+    from tweetmaker.resources import Resources
+
+
+def build_demo(resources: Resources) -> gr.Blocks:
+    """The Blocks app. Launch it with ``launch_demo`` (queue, limits and allowed paths set there)."""
+    handlers = Handlers(resources)
+    with gr.Blocks(title="TweetMaker") as demo:
+        gr.Markdown("# TweetMaker\nWrite a tweet: get matching images, hashtags and similar tweets.")
+        if resources.banner:
+            gr.Markdown(resources.banner, elem_id="demo-banner")
+        shared = Shared(ranking=ranking_controls(), model_bound={
+            "concurrency_limit": resources.settings.max_concurrency, "concurrency_id": CONCURRENCY_ID})
+        draft = text_to_image.build(handlers, shared)
+        image_tags = image_to_hashtags.build(handlers, shared)
+        combined_tags = combined.build(handlers, shared)
+        preview.build(draft_from=draft, hashtags_from=[image_tags, combined_tags])
+        about.build(resources)
+        # Endpoints without a button of their own. After the last tab: what gr.api lays out would split the tabs.
+        gr.api(compose_tweet, api_name="compose_tweet")
+    return demo
+
+
+def launch_demo(demo: gr.Blocks, resources: Resources, *, prevent_thread_lock: bool = False, **overrides: Any):
+    """Launch with the app's limits: a bounded queue, an upload size cap, and only the index's images served."""
+    settings = resources.settings
+    demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.max_concurrency)
+    allowed = [str(resources.index.index_dir / "images")] if resources.index.index_dir is not None else []
+    options = {
+        "server_name": settings.host,
+        "server_port": settings.port,
+        "share": settings.share,
+        "max_file_size": f"{settings.max_file_size_mb:g}mb",
+        "allowed_paths": allowed,
+        "show_error": True,
+        "prevent_thread_lock": prevent_thread_lock,
+        "quiet": False,
+    }
+    options.update(overrides)
+    return demo.launch(**options)
