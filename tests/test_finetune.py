@@ -1,7 +1,9 @@
-"""train/finetune.py end to end: it learns, it resumes, it runs on two processes, it saves, pushes and fails clearly.
+"""train/finetune.py and tweetmaker.training end to end: it learns, it resumes, it runs on two processes, it saves,
+pushes and fails clearly.
 
-Every run uses the real script's ``main([...])`` (or ``torchrun`` on the script) with a tiny random CLIP made by
-``tweetmaker.towers`` and the synthetic twin made by the real prepare_dataset script.
+Every run uses the real script's ``main([...])`` (or ``torchrun`` on the script), which parses the flags and calls
+``tweetmaker.training.train``, with a tiny random CLIP made by ``tweetmaker.towers`` and the synthetic twin converted
+by ``tweetmaker.convert``. Checkpoint helpers are tested where they live, in ``tweetmaker.training``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from PIL import Image
 from tests.helpers import free_port
 from tests.hub_fake import FakeHubApi
 from train import finetune
+from tweetmaker import training
 from tweetmaker.towers import TowersError, content_hash, load_towers, write_tiny_clip
+from tweetmaker.training import loop
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DIRECTIONS = ("text_to_image", "hashtag_to_image", "image_to_hashtag")
@@ -146,7 +150,7 @@ def test_resume_after_interruption_matches_the_uninterrupted_run(pushed_run, twe
     output = tmp_path / "out"
     args = _args(tweets_dir, small_clip_dir, output, "--num_train_epochs", "2", "--gradient_accumulation_steps", "2",
                  "--checkpointing_steps", "4", "--num_warmup_steps", "2")
-    real_save = finetune.save_checkpoint
+    real_save = training.save_checkpoint
 
     def save_then_die(accelerator, output_dir, name, state, limit):
         path = real_save(accelerator, output_dir, name, state, limit)
@@ -154,10 +158,10 @@ def test_resume_after_interruption_matches_the_uninterrupted_run(pushed_run, twe
             raise Interrupted(name)
         return path
 
-    monkeypatch.setattr(finetune, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)  # where the loop looks it up
     with pytest.raises(Interrupted):
         finetune.main(args)
-    monkeypatch.setattr(finetune, "save_checkpoint", real_save)
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
     assert not (output / "all_results.json").exists()
 
     resumed = finetune.main([*args, "--resume_from_checkpoint", "latest"])
@@ -182,8 +186,8 @@ def _tail(path: Path) -> str:
 
 def _complete_checkpoints(output: Path) -> list[str]:
     """Checkpoint directories that hold a state file, looked up directly on disk (not through finetune's code)."""
-    root = output / finetune.CHECKPOINTS_DIR
-    return sorted(path.name for path in root.glob("step_*") if (path / finetune.STATE_FILE).is_file())
+    root = output / training.CHECKPOINTS_DIR
+    return sorted(path.name for path in root.glob("step_*") if (path / training.STATE_FILE).is_file())
 
 
 def _assert_finished_after_resume(output: Path, results: dict, total_steps: int, resumed_from: int) -> None:
@@ -198,7 +202,7 @@ def _assert_finished_after_resume(output: Path, results: dict, total_steps: int,
     assert on_disk["history"][0]["step"] == 0 and on_disk["history"][-1]["step"] == total_steps
     towers = load_towers(str(output), device="cpu")
     assert towers.encode_texts(["three red robots"]).shape == (1, 32)
-    assert not list((output / finetune.CHECKPOINTS_DIR).glob(".*")), "a partial checkpoint was left behind"
+    assert not list((output / training.CHECKPOINTS_DIR).glob(".*")), "a partial checkpoint was left behind"
 
 
 def test_sigkill_between_checkpoints_then_resume_latest_finishes_the_configured_steps(
@@ -226,8 +230,8 @@ def test_sigkill_between_checkpoints_then_resume_latest_finishes_the_configured_
     assert _complete_checkpoints(output), f"killed before any checkpoint:\n{_tail(log)}"
     assert not (output / "all_results.json").exists()
 
-    latest = finetune.resolve_checkpoint("latest", output)
-    resumed_from = json.loads((latest / finetune.STATE_FILE).read_text())["completed_steps"]
+    latest = training.resolve_checkpoint("latest", output)
+    resumed_from = json.loads((latest / training.STATE_FILE).read_text())["completed_steps"]
     assert latest.name == f"step_{resumed_from}" and 4 <= resumed_from < total
     results = finetune.main([*args, "--resume_from_checkpoint", "latest"])
     _assert_finished_after_resume(output, results, total, resumed_from)
@@ -241,25 +245,25 @@ def test_sigkill_while_writing_a_checkpoint_resumes_from_the_previous_one(tweets
     args = _args(tweets_dir, small_clip_dir, output, "--max_train_steps", "12", "--checkpointing_steps", "4")
     with open(log, "wb") as stream:
         finished = subprocess.run(
-            [sys.executable, str(REPO_ROOT / "tests" / "faults_kill_on_write.py"), "step_8/" + finetune.STATE_FILE,
+            [sys.executable, str(REPO_ROOT / "tests" / "faults_kill_on_write.py"), "step_8/" + training.STATE_FILE,
              str(FINETUNE_SCRIPT), *args],
             stdout=stream, stderr=subprocess.STDOUT, env=_script_env(), cwd=tmp_path, timeout=600,
         )
     assert finished.returncode == -signal.SIGKILL, f"rc {finished.returncode}:\n{_tail(log)}"
-    leftovers = [path for path in (output / finetune.CHECKPOINTS_DIR).iterdir() if "step_8" in path.name]
+    leftovers = [path for path in (output / training.CHECKPOINTS_DIR).iterdir() if "step_8" in path.name]
     assert len(leftovers) == 1, leftovers
     written = {path.name for path in leftovers[0].iterdir()}
     assert {"model.safetensors", "optimizer.bin"} <= written, "the kill did not land inside the save"
-    assert finetune.STATE_FILE not in written
+    assert training.STATE_FILE not in written
 
-    assert finetune.resolve_checkpoint("latest", output).name == "step_4"
+    assert training.resolve_checkpoint("latest", output).name == "step_4"
     results = finetune.main([*args, "--resume_from_checkpoint", "latest"])
     _assert_finished_after_resume(output, results, 12, 4)
     assert _complete_checkpoints(output) == ["step_12", "step_4", "step_8"]
 
 
 def test_latest_skips_checkpoints_whose_save_did_not_finish(tmp_path):
-    root = tmp_path / finetune.CHECKPOINTS_DIR
+    root = tmp_path / training.CHECKPOINTS_DIR
 
     def checkpoint(name: str, state: str | None, files: dict[str, bytes]) -> Path:
         path = root / name
@@ -267,49 +271,63 @@ def test_latest_skips_checkpoints_whose_save_did_not_finish(tmp_path):
         for file_name, content in files.items():
             (path / file_name).write_bytes(content)
         if state is not None:
-            (path / finetune.STATE_FILE).write_text(state)
+            (path / training.STATE_FILE).write_text(state)
         return path
 
     def state(steps: int) -> str:
-        return json.dumps(asdict(finetune.TrainState(completed_steps=steps)))
+        return json.dumps(asdict(training.TrainState(completed_steps=steps)))
 
     weights = {"model.safetensors": b"\0" * 64, "optimizer.bin": b"\0" * 64}
     checkpoint("step_4", state(4), weights)
     checkpoint("step_12", None, {"model.safetensors": b"\0" * 10})  # written in place, killed before its state
     checkpoint(".partial-step_16", state(16), weights)  # complete files, killed before the rename that commits it
     checkpoint("step_20", state(20)[:15], weights)  # a state file cut short
-    assert [path.name for path in finetune.checkpoint_dirs(tmp_path)] == ["step_4"]
-    assert finetune.resolve_checkpoint("latest", tmp_path).name == "step_4"
+    assert [path.name for path in training.checkpoint_dirs(tmp_path)] == ["step_4"]
+    assert training.resolve_checkpoint("latest", tmp_path).name == "step_4"
     with pytest.raises(ValueError, match="did not finish"):
-        finetune.resolve_checkpoint(str(root / ".partial-step_16"), tmp_path)
+        training.resolve_checkpoint(str(root / ".partial-step_16"), tmp_path)
     with pytest.raises(ValueError, match="not a checkpoint"):
-        finetune.resolve_checkpoint(str(root / "step_20"), tmp_path)
+        training.resolve_checkpoint(str(root / "step_20"), tmp_path)
 
 
-def test_saving_a_checkpoint_again_replaces_it_whole(tmp_path):
-    """After resuming from an older checkpoint, a later one is saved again under its old name: all new files."""
+def test_saving_a_checkpoint_again_replaces_it_whole(tmp_path, monkeypatch):
+    """After resuming from an older checkpoint, a later one is saved again under its old name: all new files. Each
+    save is flushed to disk (fsync) while still under its .partial- name, before the rename that commits it."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
+    from tweetmaker import atomic
+
+    flushed = []
+    real_fsync_tree = atomic.fsync_tree
+
+    def record_fsync(directory):
+        flushed.append((Path(directory).name, sorted(p.name for p in Path(directory).iterdir())))
+        real_fsync_tree(directory)
+
+    monkeypatch.setattr(atomic, "fsync_tree", record_fsync)
     AcceleratorState._reset_state()
     accelerator = Accelerator(cpu=True)
     model = accelerator.prepare(torch.nn.Linear(4, 4))
-    path = finetune.save_checkpoint(accelerator, tmp_path, "step_8", finetune.TrainState(completed_steps=8), None)
+    path = training.save_checkpoint(accelerator, tmp_path, "step_8", training.TrainState(completed_steps=8), None)
     (path / "left_from_the_first_save.txt").write_text("old")
     with torch.no_grad():
         model.weight.fill_(3.0)
-    again = finetune.save_checkpoint(accelerator, tmp_path, "step_8", finetune.TrainState(completed_steps=8), None)
+    again = training.save_checkpoint(accelerator, tmp_path, "step_8", training.TrainState(completed_steps=8), None)
     assert again == path and not (path / "left_from_the_first_save.txt").exists()
-    assert sorted(p.name for p in (tmp_path / finetune.CHECKPOINTS_DIR).iterdir()) == ["step_8"]
+    assert sorted(p.name for p in (tmp_path / training.CHECKPOINTS_DIR).iterdir()) == ["step_8"]
     from safetensors.torch import load_file
 
     assert torch.all(load_file(path / "model.safetensors")["weight"] == 3.0)
+    assert [name for name, _ in flushed] == [".partial-step_8", ".partial-step_8"]
+    assert all({"model.safetensors", training.STATE_FILE} <= set(files) for _, files in flushed)
     accelerator.end_training()
 
 
 def test_it_learns_on_the_synthetic_twin(learned):
-    """A small, fast version of the README's 5-minute run (the offline demo's recipe, trained by the conftest's
-    ``learned`` fixture through finetune.main): attributes and exact pairs are learned."""
+    """A small, fast version of the README's 5-minute run (the offline demo's typed recipe, trained by the
+    conftest's ``learned`` fixture through tweetmaker.demo and tweetmaker.training): attributes and exact pairs are
+    learned."""
     results = learned["results"]
     before, after = results["before"], results["after"]
     pairs = (("text_to_image", "precision@10"), ("image_to_hashtag", "precision@5"))
@@ -394,6 +412,10 @@ def test_freeze_flags_per_tower_rates_bf16_and_checkpointing(tweets_dir, small_c
     from tweetmaker.towers import build_towers_from_base
 
     output = tmp_path / "out"
+    # A save a killed job left unfinished, of a step this run never reaches: the run's start removes it.
+    stale = output / training.CHECKPOINTS_DIR / ".partial-step_99"
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"\0" * 16)
     results = finetune.main(
         _args(tweets_dir, small_clip_dir, output, "--max_train_steps", "2", "--freeze_text_tower",
               "--hashtag_loss_weight", "0", "--image_learning_rate", "5e-3", "--learn_logit_scale",
@@ -410,6 +432,7 @@ def test_freeze_flags_per_tower_rates_bf16_and_checkpointing(tweets_dir, small_c
 
     # The text tower is frozen; the hashtag tower is unused (and so frozen) when its loss weight is 0.
     assert same("text_model") and same("hashtag_model") and not same("image_model")
+    assert not stale.exists()
 
 
 @pytest.fixture(scope="module")
@@ -451,13 +474,25 @@ def test_clear_errors_for_wrong_inputs(tweets_dir, small_clip_dir, dataset_witho
 )
 def test_argument_validation(extra, message, tmp_path):
     with pytest.raises(ValueError, match=message):
-        finetune.parse_arguments(["--dataset", "x", "--output_dir", str(tmp_path), *extra])
+        training.parse_arguments(["--dataset", "x", "--output_dir", str(tmp_path), *extra])
+
+
+def test_arguments_from_code_are_validated_like_flags(tmp_path):
+    data, model, train = training.make_arguments(dataset=tmp_path, output_dir=tmp_path / "out", learning_rate=1e-3,
+                                                 freeze_text_tower=True, checkpointing_steps=4)
+    assert data.dataset == str(tmp_path) and train.output_dir == str(tmp_path / "out")
+    assert model.frozen_towers() == {"image": False, "text": True, "hashtag": False}
+    assert train.checkpointing_steps == "4" and train.tower_learning_rate("hashtag") == 1e-3
+    with pytest.raises(TypeError, match="learning_rat"):
+        training.make_arguments(dataset="d", output_dir=str(tmp_path), learning_rat=1e-3)
+    with pytest.raises(ValueError, match="lr_scheduler_type"):
+        training.make_arguments(dataset="d", output_dir=str(tmp_path), lr_scheduler_type="sometimes")
 
 
 def test_arguments_from_a_json_file(tmp_path):
     config = tmp_path / "args.json"
     config.write_text(json.dumps({"dataset": "d", "output_dir": str(tmp_path), "image_learning_rate": 3e-4}))
-    data, model, train = finetune.parse_arguments([str(config)])
+    data, model, train = training.parse_arguments([str(config)])
     assert data.dataset == "d" and train.tower_learning_rate("image") == 3e-4
     assert train.tower_learning_rate("text") == 1e-5
     assert model.base_model == "openai/clip-vit-base-patch32"
