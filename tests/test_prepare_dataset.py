@@ -1,4 +1,5 @@
-"""The conversion script on a synthetic corpus with injected bad rows, and its Hub push."""
+"""The conversion script (train/prepare_dataset.py over tweetmaker.convert.prepare_dataset) on a synthetic corpus
+with injected bad rows, its atomic save, and its Hub push."""
 
 from __future__ import annotations
 
@@ -75,6 +76,26 @@ def test_rerun_replaces_output_atomically(corpus_with_bad_rows, tmp_path):
     prepare_dataset.main(["--source_dir", str(source), "--output_dir", str(output)])
     assert load_tweets(output)["train"]["tweet_id"] == first
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]  # no staging leftovers
+
+
+def test_a_save_that_fails_half_way_leaves_the_previous_output(corpus_with_bad_rows, tmp_path, monkeypatch):
+    import datasets
+
+    source, _ = corpus_with_bad_rows
+    output = tmp_path / "out"
+    prepare_dataset.main(["--source_dir", str(source), "--output_dir", str(output)])
+    first = load_tweets(output)["test"]["tweet_id"]
+    real_save = datasets.DatasetDict.save_to_disk
+
+    def save_then_fail(self, path, *args, **kwargs):
+        real_save(self, path, *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(datasets.DatasetDict, "save_to_disk", save_then_fail)
+    with pytest.raises(OSError, match="No space"):
+        prepare_dataset.main(["--source_dir", str(source), "--output_dir", str(output)])
+    assert load_tweets(output)["test"]["tweet_id"] == first
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]  # the staging copy is gone too
 
 
 def test_missing_csv_column_is_a_clear_error(tmp_path):

@@ -3,25 +3,36 @@
 Each row becomes one tweet with a stable ``tweet_id``, its text, the raw and parsed hashtags, the image bytes
 embedded with the ``datasets.Image`` feature (so the copy is self-contained) and every other CSV column, typed.
 Rows whose image cannot be used are skipped and reported with their reason; they never stop the run.
+
+``prepare_dataset(source_dir, output_dir)`` is the whole step behind ``train/prepare_dataset.py``: check the layout,
+convert, save (atomically: a killed run leaves the previous output or none, never half) with
+``conversion_report.json``, and optionally push parquet shards and a dataset card to the Hub.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import math
 import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tweetmaker.atomic import staged_directory
 from tweetmaker.data import MAX_IMAGE_PIXELS, ImageDecodeError, decode_image, parse_hashtags
+from tweetmaker.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import datasets
     import pandas as pd
 
+logger = logging.getLogger(__name__)
 SPLITS = ("train", "test")
+REPORT_NAME = "conversion_report.json"  # saved beside the data set (and pushed with it): every skipped row and why
 CSV_REQUIRED_COLUMNS = ("image_id", "text", "hashtags")
 ID_COLUMNS = ("tweet_id", "id")  # a CSV's own tweet id, when it has one, becomes our stable id
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp")
@@ -254,3 +265,65 @@ def convert_kaggle_layout(
     return datasets.DatasetDict(splits), report
 
 
+
+
+def check_kaggle_layout(source_dir: str | Path, output_dir: str | Path | None = None) -> None:
+    """Fail clearly unless ``source_dir`` holds train.csv, test.csv and images/ (and differs from ``output_dir``)."""
+    source = Path(source_dir)
+    if not source.is_dir():
+        raise InvalidInputError(f"--source_dir {str(source_dir)!r} is not a directory.")
+    for needed in ("train.csv", "test.csv", "images"):
+        if not (source / needed).exists():
+            raise InvalidInputError(f"--source_dir {str(source_dir)!r} lacks {needed}: expected the Kaggle layout.")
+    if output_dir is not None and Path(output_dir).resolve() == source.resolve():
+        raise InvalidInputError("--output_dir must differ from --source_dir.")
+
+
+def save_converted(dataset: datasets.DatasetDict, report: ConversionReport, output_dir: str | Path) -> Path:
+    """``save_to_disk`` the data set with its report into ``output_dir``, replacing what was there only once the new
+    copy is complete (``tweetmaker.atomic.staged_directory``)."""
+    output_dir = Path(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    with staged_directory(output_dir) as staging:
+        dataset.save_to_disk(str(staging))
+        (staging / REPORT_NAME).write_text(json.dumps(report.as_dict(), indent=2))
+    return output_dir
+
+
+def push_converted(
+    dataset: datasets.DatasetDict, report: ConversionReport, repo_id: str, work_dir: str | Path, *,
+    private: bool = False, token: str | None = None, api: Any | None = None,
+) -> str:
+    """Upload the data set as parquet shards with its dataset card and report to the Hub dataset ``repo_id``;
+    returns the repo URL. ``api`` replaces ``huggingface_hub.HfApi`` (tests pass a stand-in)."""
+    from tweetmaker.cards import dataset_card
+    from tweetmaker.hub import upload_folder_to_hub, write_dataset_folder
+
+    folder = write_dataset_folder(
+        dataset, Path(work_dir) / "hub", dataset_card(dataset, report, repo_id),
+        extra_files={REPORT_NAME: json.dumps(report.as_dict(), indent=2)},
+    )
+    url = upload_folder_to_hub(folder, repo_id, "dataset", private=private, token=token,
+                               commit_message="Add TweetMaker tweets data set", api=api)
+    logger.info("Pushed the data set to %s", url)
+    return url
+
+
+def prepare_dataset(
+    source_dir: str | Path, output_dir: str | Path, *, max_image_pixels: int = MAX_IMAGE_PIXELS,
+    push_to_hub: str | None = None, private: bool = False, hub_token: str | None = None, hub_api: Any | None = None,
+) -> ConversionReport:
+    """Convert the Kaggle layout in ``source_dir`` into the tweets data set saved at ``output_dir`` (and pushed to
+    the Hub dataset repo ``push_to_hub`` when given); returns the report of kept and skipped rows."""
+    check_kaggle_layout(source_dir, output_dir)
+    if max_image_pixels <= 0:
+        raise InvalidInputError("--max_image_pixels must be positive.")
+    output_dir = Path(output_dir)
+    # The Arrow files the conversion streams into live next to the output (same disk), and only until it is saved.
+    work_parent = output_dir.parent if output_dir.parent.exists() else None
+    with tempfile.TemporaryDirectory(prefix="tweetmaker-convert-", dir=work_parent) as work_dir:
+        dataset, report = convert_kaggle_layout(source_dir, work_dir, max_image_pixels=max_image_pixels)
+        save_converted(dataset, report, output_dir)
+        if push_to_hub:
+            push_converted(dataset, report, push_to_hub, work_dir, private=private, token=hub_token, api=hub_api)
+    return report
