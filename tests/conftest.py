@@ -5,25 +5,20 @@ The environment is set before any library import so Hugging Face, Gradio and Chr
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
-for _name, _value in {
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "HF_EVALUATE_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "GRADIO_ANALYTICS_ENABLED": "False",
-    "ANONYMIZED_TELEMETRY": "False",
-    "TOKENIZERS_PARALLELISM": "false",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-}.items():
-    os.environ[_name] = _value
-
+# The package is installed in editable mode (requirements-dev.txt: -e .); the insertion keeps a plain checkout
+# without the install testable too (tests are the one place allowed to touch sys.path).
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+from tweetmaker.offline import OFFLINE_ENV  # noqa: E402 - imports nothing else
+
+os.environ.update(OFFLINE_ENV)
 
 import pytest  # noqa: E402
 
@@ -42,11 +37,11 @@ def synthetic_source(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tweets_dir(synthetic_source, tmp_path_factory) -> Path:
-    """The synthetic twin converted by the real prepare_dataset script (a save_to_disk DatasetDict)."""
-    from train import prepare_dataset
+    """The synthetic twin converted by the library's conversion (a save_to_disk DatasetDict)."""
+    from tweetmaker.convert import prepare_dataset
 
     output = tmp_path_factory.mktemp("tweets") / "dataset"
-    prepare_dataset.main(["--source_dir", str(synthetic_source), "--output_dir", str(output)])
+    prepare_dataset(synthetic_source, output)
     return output
 
 
@@ -66,28 +61,22 @@ def fake_hub(tmp_path):
     return FakeHubApi(root=tmp_path / "hub")
 
 
-# The offline demo's recipe (tweetmaker.resources): a tiny model that learns the twin in about a minute on 2 CPU
-# cores. tests/test_finetune.py asserts it reaches the Training issue's bar; the app and search tests serve it.
+# The offline demo's recipe (tweetmaker.demo.DEMO_RECIPE): a tiny model that learns the twin in about a minute on
+# 2 CPU cores. tests/test_finetune.py asserts it reaches the Training issue's bar; the app and search tests serve it.
 
 
 @pytest.fixture(scope="session")
 def learned(tmp_path_factory) -> dict:
-    """The offline demo's twin (DEMO_ROWS tweets), converted, and towers trained on it by the real finetune.py.
+    """The offline demo's assets, made by the demo's own code: the twin (DEMO_RECIPE.rows tweets), converted, and
+    towers trained on it with the typed recipe through tweetmaker.training.
 
     Returns ``{"dataset": Path, "towers": Path, "results": all_results dict}``.
     """
-    from train import finetune, prepare_dataset
-    from tweetmaker.resources import DEMO_FINETUNE_ARGS, DEMO_ROWS, DEMO_SEED, DEMO_TINY_CLIP
-    from tweetmaker.synthetic import generate_corpus
-    from tweetmaker.towers import write_tiny_clip
+    from tweetmaker.demo import prepare_demo_assets
 
-    root = tmp_path_factory.mktemp("learned")
-    generate_corpus(root / "source", rows=DEMO_ROWS, seed=DEMO_SEED)
-    prepare_dataset.main(["--source_dir", str(root / "source"), "--output_dir", str(root / "dataset")])
-    base = write_tiny_clip(root / "base", **DEMO_TINY_CLIP)
-    results = finetune.main(["--dataset", str(root / "dataset"), "--base_model", str(base),
-                             "--output_dir", str(root / "towers"), *DEMO_FINETUNE_ARGS])
-    return {"dataset": root / "dataset", "towers": root / "towers", "results": results}
+    paths = prepare_demo_assets(tmp_path_factory.mktemp("learned"))
+    results = json.loads(paths.results.read_text(encoding="utf-8"))
+    return {"dataset": paths.dataset, "towers": paths.towers, "results": results}
 
 
 @pytest.fixture(scope="session")

@@ -3,27 +3,37 @@
 ``load_resources(settings)`` resolves, in order:
 
 1. the towers (a local directory or a Hub model id);
-2. the index: opened from ``index_dir`` (or a Chroma server) and checked against the towers; when missing it
-   is pulled from ``index_repo`` or built from the data set; when built by other towers it is rebuilt;
-3. when the towers cannot be had (no network, nothing local) or ``--demo`` is set: the synthetic offline demo,
-   which makes the twin, trains a tiny model on it and indexes it, all cached under ``cache_dir`` so the
-   next start reuses them.
+2. the index (``ensure_index``): opened from ``index_dir`` (or a Chroma server) and checked against the towers; when
+   missing it is pulled from ``index_repo`` or built from the data set; when built by other towers it is rebuilt
+   (unless ``rebuild_stale_index`` is off);
+3. when the towers cannot be had (no network, nothing local) or ``--demo`` is set: the synthetic offline demo
+   (``tweetmaker.demo``), which makes the twin, trains a tiny model on it and indexes it, all cached under
+   ``cache_dir`` so the next start reuses them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tweetmaker.config import AppSettings
+from tweetmaker.demo import (  # noqa: F401 - the demo's settings, importable from here as before
+    DEMO_BANNER,
+    DEMO_RECIPE,
+    DEMO_ROWS,
+    DEMO_SEED,
+    DEMO_TINY_CLIP,
+    DemoRecipe,
+    demo_paths,
+    prepare_demo_assets,
+)
 from tweetmaker.errors import TweetMakerError
+from tweetmaker.sources import is_local_source
 
 if TYPE_CHECKING:
     from tweetmaker.index import TweetIndex
@@ -33,25 +43,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
-DEMO_ROWS = 1500
-DEMO_SEED = 1
-# A tiny CLIP that learns the twin in about a minute on two CPU cores (random init: no weights can be
-# downloaded offline). tests/test_finetune.py checks this recipe reaches the Training issue's quality bar, and
-# the app and search tests serve the towers it trains. A warmup of 50 steps at lr 1e-3 avoids the early
-# collapse that a shorter warmup or a higher rate runs into (text->image precision@10 stuck near chance).
-DEMO_TINY_CLIP = {"image_size": 32, "patch_size": 8, "hidden_size": 128, "intermediate_size": 256,
-                  "projection_dim": 64}
-DEMO_FINETUNE_ARGS = [
-    "--per_device_train_batch_size", "32", "--learning_rate", "1e-3", "--num_train_epochs", "7",
-    "--num_warmup_steps", "50", "--lr_scheduler_type", "cosine", "--logging_steps", "50",
-    "--dataloader_num_workers", "1",
-]
-DEMO_BANNER = (
-    "**Synthetic offline demo.** {reason} These results come from a tiny model trained in a minute on TweetMaker's "
-    "synthetic twin of the AI Tweets corpus, not from real tweets. To use real towers, start the app with "
-    "`python app.py --towers OWNER/NAME_OR_DIR --dataset OWNER/NAME_OR_DIR` (or set `TWEETMAKER_TOWERS` and "
-    "`TWEETMAKER_DATASET`)."
-)
+# Deprecated: the demo recipe's training settings as train/finetune.py flags, for code written before DemoRecipe.
+# In-process training takes the typed recipe: ``train(*DEMO_RECIPE.arguments(dataset, base, output_dir))``.
+DEMO_FINETUNE_ARGS = DEMO_RECIPE.finetune_flags()
 
 
 class ResourceError(TweetMakerError):
@@ -89,12 +83,11 @@ def _print_progress(message: str) -> None:
     print(f"[tweetmaker] {message}", flush=True)
 
 
-def _looks_local(source: str) -> bool:
-    return Path(source).expanduser().exists() or source.startswith((".", "/", "~")) or source.count("/") > 1
+def load_resources(settings: AppSettings, progress: Progress = _print_progress, *, hub_api: Any | None = None
+                   ) -> Resources:
+    """Load towers and index per ``settings``, falling back to the synthetic offline demo when needed.
 
-
-def load_resources(settings: AppSettings, progress: Progress = _print_progress) -> Resources:
-    """Load towers and index per ``settings``, falling back to the synthetic offline demo when needed."""
+    ``hub_api`` replaces ``huggingface_hub.HfApi`` for pulling the index (tests pass a stand-in)."""
     from tweetmaker.towers import load_towers
 
     if settings.demo:
@@ -103,13 +96,13 @@ def load_resources(settings: AppSettings, progress: Progress = _print_progress) 
         progress(f"Loading towers from {settings.towers} ...")
         towers = load_towers(settings.towers, revision=settings.towers_revision)
     except Exception as error:  # noqa: BLE001 - any failure to get towers from the Hub means: offline demo
-        if _looks_local(settings.towers):
+        if is_local_source(settings.towers):
             raise ResourceError(f"Could not load towers from {settings.towers!r}: {error}") from error
         reason = (f"The towers {settings.towers!r} could not be loaded from the Hugging Face Hub "
                   f"({type(error).__name__}: {_first_line(error)}).")
         progress(reason + " Starting the synthetic offline demo instead.")
         return load_demo_resources(settings, reason, progress)
-    index = ensure_index(settings, towers, settings.index_path, settings.dataset, progress)
+    index = ensure_index(settings, towers, settings.index_path, settings.dataset, progress, hub_api=hub_api)
     return _assemble(settings, towers, index, settings.towers, settings.dataset, None)
 
 
@@ -118,9 +111,18 @@ def _first_line(error: BaseException) -> str:
     return text[0][:300] if text else ""
 
 
-def ensure_index(settings: AppSettings, towers: Towers, index_dir: Path, dataset: str, progress: Progress
-                 ) -> TweetIndex:
-    """Open the index built by ``towers``; pull, build or rebuild it when missing or stale."""
+def ensure_index(settings: AppSettings, towers: Towers, index_dir: Path, dataset: str,
+                 progress: Progress = _print_progress, *, hub_api: Any | None = None) -> TweetIndex:
+    """Open the index built by ``towers``; pull, build or rebuild it when missing or stale.
+
+    - found and made by ``towers``: opened as it is;
+    - missing: pulled from ``settings.index_repo`` when set (embedded index only), else built from ``dataset``; a
+      pull that fails, or that brings an index of other towers, falls back to building it here;
+    - made by other towers (stale): rebuilt, or refused with a ``ResourceError`` naming ``--rebuild_stale_index``
+      when ``settings.rebuild_stale_index`` is off.
+
+    ``hub_api`` replaces ``huggingface_hub.HfApi`` for the pull (tests pass a stand-in).
+    """
     from tweetmaker.index import IndexNotFoundError, StaleIndexError, build_index, open_index, pull_index
 
     location = {"host": settings.chroma_host, "port": settings.chroma_port}
@@ -137,7 +139,7 @@ def ensure_index(settings: AppSettings, towers: Towers, index_dir: Path, dataset
     if not rebuild and settings.index_repo and not settings.chroma_host:
         try:
             progress(f"Pulling the index from {settings.index_repo} ...")
-            pull_index(settings.index_repo, index_dir)
+            pull_index(settings.index_repo, index_dir, api=hub_api)
             return open_index(index_dir, towers=towers, **location)
         except Exception as error:  # noqa: BLE001 - a failed pull falls back to building locally
             progress(f"Could not use the index from {settings.index_repo} ({_first_line(error)}); building it.")
@@ -153,86 +155,20 @@ def ensure_index(settings: AppSettings, towers: Towers, index_dir: Path, dataset
     return open_index(index_dir, towers=towers, **location)
 
 
-@contextmanager
-def _demo_lock(directory: Path):
-    """One process prepares the demo at a time; a second start waits instead of training twice."""
-    import fcntl
-
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".prepare.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def demo_paths(cache_dir: Path) -> dict[str, Path]:
-    root = cache_dir / "demo"
-    return {"root": root, "corpus": root / "corpus", "dataset": root / "dataset", "base": root / "base",
-            "towers": root / "towers", "index": root / "index"}
-
-
-def prepare_demo_assets(cache_dir: Path, progress: Progress = _print_progress) -> dict[str, Path]:
-    """Make (or reuse) the synthetic twin, its data set, a tiny trained model and its index dir.
-
-    Each step writes into a staging directory and renames it into place when done, so an interrupted first
-    start is simply redone next time; a finished step is never repeated.
-    """
-    paths = demo_paths(cache_dir)
-    with _demo_lock(paths["root"]):
-        if not (paths["corpus"] / "test.csv").is_file():
-            from tweetmaker.synthetic import generate_corpus
-
-            progress(f"Offline demo: writing the synthetic twin ({DEMO_ROWS} tweets) ...")
-            with _staged(paths["corpus"]) as staging:
-                generate_corpus(staging, rows=DEMO_ROWS, seed=DEMO_SEED)
-        if not (paths["dataset"] / "dataset_dict.json").is_file():
-            from train import prepare_dataset
-
-            progress("Offline demo: converting it into a data set ...")
-            prepare_dataset.main(["--source_dir", str(paths["corpus"]), "--output_dir", str(paths["dataset"])])
-        if not (paths["base"] / "config.json").is_file():
-            from tweetmaker.towers import write_tiny_clip
-
-            with _staged(paths["base"]) as staging:
-                write_tiny_clip(staging, **DEMO_TINY_CLIP)
-        if not (paths["towers"] / "all_results.json").is_file():
-            from train import finetune
-
-            progress("Offline demo: training a tiny model on the twin (about a minute on CPU, once) ...")
-            with _staged(paths["towers"]) as staging:
-                finetune.main(["--dataset", str(paths["dataset"]), "--base_model", str(paths["base"]),
-                               "--output_dir", str(staging), *DEMO_FINETUNE_ARGS])
-    return paths
-
-
-@contextmanager
-def _staged(target: Path):
-    staging = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        yield staging
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def load_demo_resources(settings: AppSettings, reason: str, progress: Progress = _print_progress) -> Resources:
     """The synthetic offline demo: the cached tiny model and index, made on first use."""
     from tweetmaker.towers import load_towers
 
     progress("Starting the SYNTHETIC OFFLINE DEMO: " + reason)
     paths = prepare_demo_assets(settings.cache_path, progress)
-    towers = load_towers(paths["towers"])
+    towers = load_towers(paths.towers)
+    # The demo's index is always its own, embedded one, of every split of the twin.
     demo_settings = AppSettings(**{**settings.__dict__, "chroma_host": None, "index_repo": None,
                                    "dataset_split": None})
-    index = ensure_index(demo_settings, towers, paths["index"], str(paths["dataset"]), progress)
-    progress(f"Demo ready: tiny towers at {paths['towers']}, index at {paths['index']}. To use real towers run "
+    index = ensure_index(demo_settings, towers, paths.index, str(paths.dataset), progress)
+    progress(f"Demo ready: tiny towers at {paths.towers}, index at {paths.index}. To use real towers run "
              "`python app.py --towers OWNER/NAME_OR_DIR --dataset OWNER/NAME_OR_DIR`.")
-    return _assemble(settings, towers, index, str(paths["towers"]), str(paths["dataset"]), reason)
+    return _assemble(settings, towers, index, str(paths.towers), str(paths.dataset), reason)
 
 
 def _assemble(settings: AppSettings, towers: Towers, index: TweetIndex, towers_source: str, dataset_source: str,

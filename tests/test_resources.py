@@ -1,0 +1,140 @@
+"""tweetmaker.resources.ensure_index, branch by branch, and load_resources' refusal of unusable local towers.
+
+Real towers (two different tiny CLIPs, untrained), real indexes built by tweetmaker.index on a small slice of the
+synthetic twin, and the Hub stand-in (tests/hub_fake.py) for the pull: nothing else is faked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tweetmaker.config import AppSettings
+from tweetmaker.index import StaleIndexError, build_index, open_index, push_index
+from tweetmaker.resources import ResourceError, ensure_index, load_resources
+
+TRAIN_ROWS, TEST_ROWS = 16, 8
+
+
+@pytest.fixture(scope="module")
+def towers(tiny_clip_dir, tmp_path_factory) -> dict[str, object]:
+    """Two different sets of towers: "a" from the session's tiny CLIP, "b" from another seed (saved and loaded, as
+    the app gets them)."""
+    from tweetmaker.towers import build_towers_from_base, load_towers, write_tiny_clip
+
+    root = tmp_path_factory.mktemp("resources_towers")
+    bases = {"a": tiny_clip_dir, "b": write_tiny_clip(root / "base_b", seed=1)}
+    return {name: load_towers(build_towers_from_base(base, device="cpu").save(root / name), device="cpu")
+            for name, base in bases.items()}
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tweets_dir, tmp_path_factory) -> Path:
+    """A small slice of the twin saved as a data set directory (what --dataset names)."""
+    import datasets
+
+    loaded = datasets.load_from_disk(str(tweets_dir))
+    small = datasets.DatasetDict({"train": loaded["train"].select(range(TRAIN_ROWS)),
+                                  "test": loaded["test"].select(range(TEST_ROWS))})
+    target = tmp_path_factory.mktemp("resources_data") / "dataset"
+    small.save_to_disk(str(target))
+    return target
+
+
+@pytest.fixture(scope="module")
+def pushed_index(towers, dataset_dir, tmp_path_factory) -> tuple[object, dict[str, str]]:
+    """A Hub stand-in holding two pushed indexes of the slice: one built by towers "a", one by towers "b"."""
+    from tests.hub_fake import FakeHubApi
+
+    root = tmp_path_factory.mktemp("resources_hub")
+    hub = FakeHubApi(root=root / "hub")
+    repos = {}
+    for name in ("a", "b"):
+        index_dir = root / f"index_{name}"
+        build_index(str(dataset_dir), towers[name], index_dir, progress=False)
+        repos[name] = f"someone/index-by-{name}"
+        push_index(index_dir, repos[name], api=hub)
+    hub.calls.clear()
+    return hub, repos
+
+
+def _settings(dataset_dir: Path, index_dir: Path, **overrides) -> AppSettings:
+    return AppSettings(**{"towers": "unused-here", "dataset": str(dataset_dir), "index_dir": str(index_dir),
+                          **overrides})
+
+
+def _ensure(settings: AppSettings, towers, messages: list[str], hub_api=None):
+    return ensure_index(settings, towers, settings.index_path, settings.dataset, messages.append, hub_api=hub_api)
+
+
+def _assert_serves(index, towers) -> None:
+    """The index holds every tweet of the slice and is the one ``towers`` built (open_index checks the manifest)."""
+    assert index.count("image") == TRAIN_ROWS + TEST_ROWS
+    index.close()
+    reopened = open_index(index.index_dir, towers=towers)
+    reopened.close()
+
+
+def test_a_missing_index_is_built(towers, dataset_dir, tmp_path):
+    messages: list[str] = []
+    index = _ensure(_settings(dataset_dir, tmp_path / "index"), towers["a"], messages)
+    assert any(message.startswith("No index yet") for message in messages), messages
+    assert any(message.startswith("Building the index") for message in messages), messages
+    assert not any("Pulling" in message for message in messages)
+    _assert_serves(index, towers["a"])
+
+
+def test_a_stale_index_is_rebuilt_for_these_towers(towers, dataset_dir, tmp_path):
+    index_dir = tmp_path / "index"
+    build_index(str(dataset_dir), towers["b"], index_dir, progress=False)
+    messages: list[str] = []
+    index = _ensure(_settings(dataset_dir, index_dir), towers["a"], messages)
+    assert any("does not fit these towers; rebuilding" in message for message in messages), messages
+    _assert_serves(index, towers["a"])
+    with pytest.raises(StaleIndexError):
+        open_index(index_dir, towers=towers["b"])  # the old index is gone, not kept beside the new one
+
+
+def test_a_stale_index_is_refused_when_automatic_rebuild_is_off(towers, dataset_dir, tmp_path):
+    index_dir = tmp_path / "index"
+    build_index(str(dataset_dir), towers["b"], index_dir, progress=False)
+    messages: list[str] = []
+    settings = _settings(dataset_dir, index_dir, rebuild_stale_index=False)
+    with pytest.raises(ResourceError, match="--rebuild_stale_index") as raised:
+        _ensure(settings, towers["a"], messages)
+    assert "towers" in str(raised.value).lower()
+    assert not any("Building" in message for message in messages)
+    open_index(index_dir, towers=towers["b"]).close()  # left exactly as it was
+
+
+def test_a_missing_index_is_pulled_from_the_hub(towers, dataset_dir, pushed_index, tmp_path):
+    hub, repos = pushed_index
+    hub.calls.clear()
+    messages: list[str] = []
+    settings = _settings(dataset_dir, tmp_path / "index", index_repo=repos["a"])
+    index = _ensure(settings, towers["a"], messages, hub_api=hub)
+    assert any(message.startswith(f"Pulling the index from {repos['a']}") for message in messages), messages
+    assert not any("Building" in message for message in messages), messages
+    (download,) = hub.calls_named("snapshot_download")
+    assert download["repo_id"] == repos["a"] and download["repo_type"] == "dataset"
+    _assert_serves(index, towers["a"])
+
+
+@pytest.mark.parametrize("repo", ["someone/no-such-index", "index of other towers"])
+def test_a_pull_that_fails_falls_back_to_building(repo, towers, dataset_dir, pushed_index, tmp_path):
+    hub, repos = pushed_index
+    repo_id = repos["b"] if repo == "index of other towers" else repo
+    messages: list[str] = []
+    settings = _settings(dataset_dir, tmp_path / "index", index_repo=repo_id)
+    index = _ensure(settings, towers["a"], messages, hub_api=hub)
+    assert any(message.startswith(f"Could not use the index from {repo_id}") for message in messages), messages
+    assert any(message.startswith("Building the index") for message in messages), messages
+    _assert_serves(index, towers["a"])
+
+
+def test_local_towers_that_do_not_load_are_an_error_not_the_demo(tmp_path):
+    settings = AppSettings(towers=str(tmp_path / "no-towers-here"), index_dir=str(tmp_path / "index"))
+    with pytest.raises(ResourceError, match="Could not load towers"):
+        load_resources(settings, progress=lambda message: None)
+    assert not (tmp_path / "index").exists()
