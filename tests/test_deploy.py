@@ -33,6 +33,30 @@ def test_space_yaml_agrees_with_readme_front_matter():
         assert (ROOT / name).exists(), name
 
 
+def test_the_library_never_imports_the_scripts():
+    """The Space ships tweetmaker/ without train/ or benchmarks/: no library module may import them."""
+    import ast
+
+    for path in sorted((ROOT / "tweetmaker").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] not in {"train", "benchmarks", "tests"}, f"{path}: imports {name}"
+
+
+def test_requirements_leave_the_package_install_to_development():
+    """A Space installs requirements.txt before the repo is copied: an `-e .` there would fail the build. The
+    editable install of the package (for train/ and benchmarks/) is in requirements-dev.txt."""
+    runtime = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    assert not any(line.startswith("-e") or line == "." for line in runtime)
+    assert "-e ." in (ROOT / "requirements-dev.txt").read_text().splitlines()
+
+
 def test_pinned_sdk_version_satisfies_requirements():
     from packaging.requirements import Requirement
 
@@ -54,9 +78,14 @@ def test_deploy_creates_space_uploads_files_sets_variables_secrets_hardware(fake
     assert created["repo_id"] == spec.space_id and created["repo_type"] == "space"
     assert created["space_sdk"] == "gradio"
     remote = fake_hub.repo_dir(spec.space_id, "space")
-    assert (remote / "app.py").is_file() and (remote / "tweetmaker" / "ui.py").is_file()
+    assert (remote / "app.py").is_file()
+    library = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "tweetmaker").rglob("*.py")
+                     if "__pycache__" not in path.parts)
+    assert "tweetmaker/resources.py" in library
+    assert library == sorted(str(path.relative_to(remote)) for path in (remote / "tweetmaker").rglob("*.py"))
     assert (remote / "requirements.txt").read_text() == (ROOT / "requirements.txt").read_text()
     assert not list(remote.rglob("__pycache__")) and not (remote / "tests").exists()
+    assert not (remote / "train").exists() and not (remote / "benchmarks").exists()  # the app needs neither
     variables = fake_hub.variables[spec.space_id]
     assert variables["TWEETMAKER_TOWERS"] == spec.repos["towers"]
     assert variables["TWEETMAKER_INDEX_REPO"] == spec.repos["index"]
