@@ -92,29 +92,14 @@ DEMO_TINY_CLIP = asdict(DEMO_RECIPE.tiny_clip)
 
 @dataclass(frozen=True)
 class DemoPaths:
-    """Where the demo's assets live under a cache directory."""
+    """Where the demo's assets live under a cache directory (``demo_paths``)."""
 
     root: Path
-
-    @property
-    def corpus(self) -> Path:
-        return self.root / "corpus"
-
-    @property
-    def dataset(self) -> Path:
-        return self.root / "dataset"
-
-    @property
-    def base(self) -> Path:
-        return self.root / "base"
-
-    @property
-    def towers(self) -> Path:
-        return self.root / "towers"
-
-    @property
-    def index(self) -> Path:
-        return self.root / "index"
+    corpus: Path  # the synthetic twin in the Kaggle layout
+    dataset: Path  # its converted DatasetDict
+    base: Path  # the tiny random CLIP
+    towers: Path  # towers fine-tuned on the twin (with all_results.json)
+    index: Path  # their index of the twin
 
     @property
     def results(self) -> Path:
@@ -122,7 +107,8 @@ class DemoPaths:
 
 
 def demo_paths(cache_dir: str | Path) -> DemoPaths:
-    return DemoPaths(Path(cache_dir) / "demo")
+    root = Path(cache_dir) / "demo"
+    return DemoPaths(root, *(root / name for name in ("corpus", "dataset", "base", "towers", "index")))
 
 
 def _log_progress(message: str) -> None:
