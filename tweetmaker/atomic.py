@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 PARTIAL_PREFIX = ".partial-"
+ASIDE_PREFIX = ".old-"  # a replaced directory on its way out (see commit_directory)
 
 
 def current_umask() -> int:
@@ -85,7 +86,7 @@ def commit_directory(staging: str | Path, target: str | Path) -> None:
     fsync_tree(staging)
     aside = None
     if target.exists():
-        aside = target.with_name(f".old-{target.name}-{os.getpid()}")
+        aside = target.with_name(f"{ASIDE_PREFIX}{target.name}-{os.getpid()}")
         shutil.rmtree(aside, ignore_errors=True)
         target.rename(aside)
     staging.rename(target)
@@ -112,11 +113,12 @@ def staged_directory(target: str | Path) -> Iterator[Path]:
 
 
 def remove_stale_partials(directory: str | Path) -> list[Path]:
-    """Delete ``.partial-*`` leftovers of writes that were killed (call at the start of a run that owns them)."""
+    """Delete leftovers of writes that were killed: unfinished ``.partial-*`` copies and ``.old-*`` directories a
+    commit had moved aside but not yet removed (call at the start of a run that owns ``directory``)."""
     directory = Path(directory)
     removed = []
     if directory.is_dir():
-        for path in directory.glob(PARTIAL_PREFIX + "*"):
+        for path in [*directory.glob(PARTIAL_PREFIX + "*"), *directory.glob(ASIDE_PREFIX + "*")]:
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             removed.append(path)
     return removed

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tweetmaker.errors import InvalidInputError
+from tweetmaker.errors import InvalidInputError, TweetMakerError
 from tweetmaker.sources import is_local_source
 
 if TYPE_CHECKING:  # keep `import tweetmaker.data` cheap: datasets and PIL load on first use
@@ -35,6 +35,10 @@ _HASHTAG_TOKEN = re.compile(r"#?([^\W_][\w]*)", re.UNICODE)
 
 class ImageDecodeError(InvalidInputError):
     """An image could not be used; the message says why and what to do, in words fit for a user."""
+
+
+class DatasetNotFoundError(TweetMakerError, FileNotFoundError):
+    """No data set at the given local path."""
 
 
 class DatasetSchemaError(InvalidInputError):
@@ -215,7 +219,7 @@ def load_tweets(
     elif path.exists():
         raise DatasetSchemaError(f"{source_name!r} is a file; pass the data set directory or a Hub dataset id.")
     elif is_local_source(source_name):
-        raise FileNotFoundError(
+        raise DatasetNotFoundError(
             f"Data set directory {source_name!r} does not exist. Create it with train/prepare_dataset.py."
         )
     else:
