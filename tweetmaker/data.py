@@ -283,13 +283,67 @@ def validate_schema(dataset: datasets.Dataset, source: str) -> None:
         )
 
 
-def dataset_identity(source: str | Path, dataset: datasets.DatasetDict | datasets.Dataset, revision: str | None = None
-                     ) -> dict[str, Any]:
-    """What identifies a loaded data set: where it came from and the fingerprint of its content."""
-    splits = dataset.items() if hasattr(dataset, "items") else [("data", dataset)]
+def select_splits(dataset: datasets.DatasetDict | datasets.Dataset, splits: str | Sequence[str] | None = None,
+                  source: str = "the data set") -> list[tuple[str, datasets.Dataset]]:
+    """``(name, split)`` pairs in order: the named splits (a list or ``"train,test"``), else all of them.
+
+    A bare ``Dataset`` is one split, named by ``splits`` or ``"train"``.
+    """
+    import datasets as hf_datasets
+
+    if not isinstance(dataset, hf_datasets.DatasetDict):
+        name = splits if isinstance(splits, str) else ",".join(splits or [])
+        return [(name or "train", dataset)]
+    if isinstance(splits, str):
+        splits = [part.strip() for part in splits.split(",")]
+    wanted = list(splits) if splits else list(dataset.keys())
+    missing = [name for name in wanted if name not in dataset]
+    if missing:
+        raise KeyError(f"Data set {source!r} has no split {missing[0]!r}; it has {sorted(dataset)}.")
+    return [(name, dataset[name]) for name in wanted]
+
+
+def content_hash(parts: Sequence[datasets.Dataset]) -> str:
+    """sha256 over every row's id, text, hashtags and image bytes (or path), split after split.
+
+    The same data gives the same hash wherever it was loaded from (a local copy, the Hub), and any changed row
+    changes it: what an index manifest and a model card compare to tell whether they describe the same data.
+    """
+    import hashlib
+
+    import datasets as hf_datasets
+
+    digest = hashlib.sha256()
+    for part in parts:
+        columns = part.select_columns(["tweet_id", "text", "hashtags", "image"])
+        columns = columns.cast_column("image", hf_datasets.Image(decode=False))
+        for batch in columns.iter(batch_size=512):
+            for tweet_id, text, hashtags, image in zip(
+                batch["tweet_id"], batch["text"], batch["hashtags"], batch["image"]
+            ):
+                for value in (str(tweet_id), text or "", hashtags or ""):
+                    encoded = value.encode("utf-8")
+                    digest.update(len(encoded).to_bytes(8, "little") + encoded)
+                source = row_image_source(image)
+                image_bytes = source if isinstance(source, bytes) else str(source or "").encode("utf-8")
+                digest.update(len(image_bytes).to_bytes(8, "little") + image_bytes)
+    return digest.hexdigest()
+
+
+def dataset_identity(source: str | Path, dataset: datasets.DatasetDict | datasets.Dataset, revision: str | None = None,
+                     splits: str | Sequence[str] | None = None) -> dict[str, Any]:
+    """What identifies a data set wherever it is recorded (an index manifest, a model card, a results file).
+
+    Where it came from (``source``, ``revision``), which ``splits`` (all unless named), their rows and datasets
+    fingerprints, and the ``content_hash`` of those splits: two records describe the same data exactly when their
+    content hashes are equal, whatever the source string says.
+    """
+    parts = select_splits(dataset, splits, str(source))
     return {
         "source": str(source),
         "revision": revision,
-        "fingerprints": {name: part._fingerprint for name, part in splits},
-        "num_rows": {name: part.num_rows for name, part in splits},
+        "splits": [name for name, _ in parts],
+        "num_rows": {name: part.num_rows for name, part in parts},
+        "fingerprints": {name: part._fingerprint for name, part in parts},
+        "content_hash": content_hash([part for _, part in parts]),
     }
