@@ -12,7 +12,7 @@ import resource
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 _PR_CAPBSET_DROP = 24
@@ -75,3 +75,20 @@ def private_tmpfs_available() -> str | None:
     probe = subprocess.run([unshare, "--mount", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
                            capture_output=True, text=True, timeout=60)
     return None if probe.returncode == 0 else f"cannot mount a tmpfs here: {probe.stderr.strip()}"
+
+
+def run_in_private_mount_namespace(script: str, args: Sequence[str], workdir: Path, *, cwd: Path,
+                                   env: Mapping[str, str] | None = None, timeout: float = 900
+                                   ) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
+    """Run ``sh -c SCRIPT sh ARGS...`` in a private mount namespace (``unshare --mount``), where it may mount a tmpfs.
+
+    The script finds two directories in its environment: ``$DISK``, empty, to mount the tmpfs on, and ``$OUT``, for
+    what must outlive the namespace (the tmpfs goes away with it). Returns ``(disk, out, the finished process)``.
+    """
+    disk, out = workdir / "disk", workdir / "out"
+    disk.mkdir()
+    out.mkdir()
+    finished = subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", *args], cwd=cwd,
+                              env={**(env or os.environ), "DISK": str(disk), "OUT": str(out)}, capture_output=True,
+                              text=True, timeout=timeout)
+    return disk, out, finished
