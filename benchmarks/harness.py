@@ -79,27 +79,36 @@ def ask_http(http: Any, text: str) -> str:
     raise RuntimeError("The event stream ended without a result")
 
 
+def process_rss_bytes(pid: int) -> int:
+    """Current resident memory of a process (``VmRSS`` in /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"No VmRSS for process {pid}")
+
+
 class App:
     """``python app.py`` in its own process on 127.0.0.1, as a user runs it; stopped by ``close``.
 
     Its output is read by a thread that stamps each line with the seconds since start (the phases of a start).
     """
 
-    def __init__(self, ctx: Context, index_dir: Path) -> None:
+    def __init__(self, ctx: Context, index_dir: Path, backend: str | None = None) -> None:
+        self.backend = backend  # the app's --backend (None: the app's default)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = ctx.workdir / f"app-{self.port}.log"
         self.lines: list[tuple[float, str]] = []
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, str(REPO_ROOT / "app.py"), *ctx.app_argv(index_dir, self.port)],
+            [sys.executable, str(REPO_ROOT / "app.py"), *ctx.app_argv(index_dir, self.port, backend)],
             cwd=REPO_ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             errors="replace",
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.client: Any = None
-        self.record = {"pid": self.process.pid, "url": self.url, "returncode": None}
+        self.record = {"pid": self.process.pid, "url": self.url, "backend": backend, "returncode": None}
         APPS_STARTED.append(self.record)
 
     def _read(self) -> None:
@@ -118,6 +127,10 @@ class App:
         self.lines.append((connected, "<benchmark: gradio_client connected>"))
         self.lines.append((answered, "<benchmark: first answer received>"))
         return answered
+
+    def rss_bytes(self) -> int:
+        """The app process's resident memory now (``VmRSS``: current, not the peak)."""
+        return process_rss_bytes(self.process.pid)
 
     def phases(self) -> dict[str, float]:
         """Seconds since process start at which the start-up's landmarks appeared."""

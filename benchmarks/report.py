@@ -25,6 +25,9 @@ FIGURE_TITLES = {
     5: "Training step throughput",
     6: "Cold start",
     7: "Quality",
+    8: "Inference backends",
+    9: "Sharded index builds",
+    10: "App memory",
 }
 
 
@@ -103,7 +106,9 @@ def _number(value: float | None, unit: str = "") -> str:
 
 
 def _met(figure: Figure) -> str:
-    return {None: "–", True: "yes", False: "**no**"}[figure.met]
+    if not figure.available:
+        return "not measured"
+    return {None: "–", True: "met", False: "**not met**"}[figure.met]
 
 
 def write_json(path: Path, figures: Sequence[Figure], meta: dict[str, Any]) -> None:
@@ -133,16 +138,39 @@ def render_markdown(figures: Sequence[Figure], meta: dict[str, Any], errors: Seq
         f"Machine: {meta['machine']['cpu']}, {meta['machine']['usable_cores']} cores, "
         f"{meta['machine']['memory_gib']} GiB RAM, torch threads {meta['machine']['torch_threads']}. "
         f"Load from other processes during the run: {meta['load']['other_processes_cores']} cores on average "
-        f"(load average {meta['load']['load1_start']} at start, {meta['load']['load1_end']} at end).",
+        f"(load average {meta['load']['load1_start']} at start, {meta['load']['load1_end']} at end). "
+        f"Chosen inference backend (`tweetmaker.inference.DEFAULT_CPU_BACKEND`): "
+        f"{run.get('chosen_backend', 'torch')}.",
+        "",
+        "## Targets (issue 13)",
+        "",
+        "| target | figure id | measured (ratio, or value) | status |",
+        "|---|---|---:|---|",
+    ]
+    targets = meta.get("targets", [])
+    for row in targets:
+        measured = "–" if row["measured"] is None else (
+            _number(row["measured"]) + ("x" if row.get("measured_is") == "ratio" else ""))
+        status = {True: "met", False: "**not met**"}.get(row["met"], row["status"])
+        lines.append(f"| {row['target']} | `{row['id']}` | {measured} | {status} |")
+    unmet = [row for row in targets if row["met"] is False and row.get("limits")]
+    if unmet:
+        lines += ["", "What limits the targets not met:", ""]
+        lines += [f"- `{row['id']}`: {row['limits']}" for row in unmet]
+    lines += [
         "",
         "## Headline",
         "",
-        "| # | figure | value | reference | ratio | target | met |",
-        "|---|---|---:|---:|---:|---|---|",
+        "| # | id | figure | value | reference | ratio | target | met |",
+        "|---|---|---|---:|---:|---:|---|---|",
     ]
     for figure in figures:
+        if not figure.available:
+            lines.append(f"| {figure.number} | `{figure.id}` | {figure.name} | not available: {figure.unavailable} "
+                         f"| – | – | {figure.target_text or '–'} | {_met(figure)} |")
+            continue
         lines.append(
-            f"| {figure.number} | {figure.name} | {_number(figure.value, figure.unit)} | "
+            f"| {figure.number} | `{figure.id}` | {figure.name} | {_number(figure.value, figure.unit)} | "
             f"{_number(figure.reference, figure.unit)} | {_number(figure.ratio)}x | {figure.target_text or '–'} | "
             f"{_met(figure)} |"
         )
@@ -168,7 +196,11 @@ def render_markdown(figures: Sequence[Figure], meta: dict[str, Any], errors: Seq
 
 
 def _figure_section(figure: Figure) -> list[str]:
-    lines = [f"### {figure.name}", ""]
+    lines = [f"### {figure.name}", "", f"- id: `{figure.id}`"]
+    if not figure.available:
+        lines.append(f"- **Not available in this run**: {figure.unavailable}"
+                     + (f" (target {figure.target_text})" if figure.target_text else ""))
+        return lines + [""]
     value, reference = _number(figure.value, figure.unit), _number(figure.reference, figure.unit)
     lines.append(f"- **{value}** vs reference **{reference}**"
                  f" → ratio **{_number(figure.ratio)}x**"

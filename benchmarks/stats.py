@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -61,14 +62,27 @@ def ms_stats(samples: Sequence[float]) -> Stats:
     return Stats.of(samples).scaled(MS, "ms")
 
 
+FIGURE_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9][a-z0-9_\-]*)+$")
+
+
+def size_tag(count: int) -> str:
+    """A count as it appears in a figure id: 10000 -> "10k", 1500 -> "1500"."""
+    return f"{count // 1000}k" if count >= 1000 and count % 1000 == 0 else str(count)
+
+
 @dataclass
 class Figure:
     """One reported figure: a value, the reference it is compared with, their ratio and the target.
 
-    ``ratio`` is value / reference. ``target`` is a predicate on the ratio (``("<=", 1.3)``) or on the value
-    when ``target_on`` is "value"; ``met`` is None when the issue sets no target for the figure.
+    ``id`` is stable across runs and profiles' repetitions (``group.what.variant``, e.g.
+    ``latency.text_to_image.10k``): BENCHMARKS.json readers and the targets table find a figure by it, so renaming a
+    figure's title never breaks them. ``ratio`` is value / reference. ``target`` is a predicate on the ratio
+    (``("<=", 1.3)``) or on the value when ``target_on`` is "value"; ``met`` is None when the issue sets no target
+    for the figure, or when the figure could not be measured: ``unavailable`` then says why (a feature another part
+    of the project has not shipped yet, a runtime not installed), and value and reference are NaN.
     """
 
+    id: str
     number: int
     name: str
     value: float
@@ -83,6 +97,21 @@ class Figure:
     reference_stats: Stats | None = None
     notes: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    unavailable: str = ""
+
+    def __post_init__(self) -> None:
+        if not FIGURE_ID.match(self.id):
+            raise ValueError(f"Figure id {self.id!r} is not of the form group.what[.variant] (lowercase, digits, _ -)")
+
+    @classmethod
+    def not_available(cls, id: str, number: int, name: str, unit: str, reason: str, **fields: Any) -> Figure:
+        """A figure that could not be measured in this run, and why (it keeps its id, name and target)."""
+        return cls(id=id, number=number, name=name, value=math.nan, reference=math.nan, unit=unit,
+                   unavailable=reason, **fields)
+
+    @property
+    def available(self) -> bool:
+        return not self.unavailable
 
     @property
     def ratio(self) -> float:
@@ -97,7 +126,7 @@ class Figure:
     @property
     def met(self) -> bool | None:
         checks = self._checks()
-        if not checks:
+        if not checks or not self.available:
             return None
         return all(_holds(self.ratio if on == "ratio" else self.value, op, bound) for on, op, bound in checks)
 
@@ -108,6 +137,7 @@ class Figure:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "id": self.id,
             "number": self.number,
             "name": self.name,
             "value": _finite(self.value),
@@ -122,6 +152,8 @@ class Figure:
             "reference_stats": asdict(self.reference_stats) if self.reference_stats else None,
             "notes": self.notes,
             "details": self.details,
+            "available": self.available,
+            "unavailable": self.unavailable or None,
         }
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from benchmarks import workspace
 from benchmarks.context import Context, K, log
-from benchmarks.stats import MS, Figure, interleaved, median, ms_stats
+from benchmarks.stats import MS, Figure, interleaved, median, ms_stats, size_tag
 
 CHROMA_DEFAULT_HNSW: dict[str, Any] = {"space": "cosine"}  # only the space set: Chroma's default HNSW settings
 
@@ -26,8 +26,11 @@ def chroma_vs_exact(
     label: str,
     setting: str,
     hnsw: dict[str, Any],
+    key: str,
 ) -> list[Figure]:
-    """Figure 2: one collection's query latency against exact numpy top-k, and its recall@10 against exact."""
+    """Figure 2: one collection's query latency against exact numpy top-k, and its recall@10 against exact.
+
+    ``key``: the figures' id part for the data and the setting, e.g. ``synthetic.10k.chosen``."""
     from tweetmaker.index import exact_neighbours
 
     profile = ctx.profile
@@ -49,6 +52,7 @@ def chroma_vs_exact(
     common = {"hnsw": hnsw, "items": len(vectors), "queries": count, "dim": int(vectors.shape[1])}
     return [
         Figure(
+            id=f"chroma.latency.{key}",
             number=2,
             name=f"Chroma vs exact latency, {label}, {setting} HNSW",
             value=median(chroma_times) * MS,
@@ -61,6 +65,7 @@ def chroma_vs_exact(
             details=common,
         ),
         Figure(
+            id=f"chroma.recall_at_10.{key}",
             number=2,
             name=f"Chroma recall@10 vs exact, {label}, {setting} HNSW",
             value=recall,
@@ -107,7 +112,7 @@ def chroma_defaults(ctx: Context, size: int) -> list[Figure]:
                             CHROMA_DEFAULT_HNSW) as collection:
         queries = workspace.synthetic_queries(vectors, ctx.profile.recall_queries, seed=size + 1)
         return chroma_vs_exact(ctx, collection, vectors, ids, queries, f"{size:,} synthetic", "Chroma default",
-                               dict(CHROMA_DEFAULT_HNSW))
+                               dict(CHROMA_DEFAULT_HNSW), f"synthetic.{size_tag(size)}.chroma_default")
 
 
 def chosen_settings(ctx: Context, collection: Any, size: int) -> list[Figure]:
@@ -117,7 +122,7 @@ def chosen_settings(ctx: Context, collection: Any, size: int) -> list[Figure]:
     ids = [f"syn{number:07d}" for number in range(size)]
     queries = workspace.synthetic_queries(ctx.vectors(size), ctx.profile.recall_queries, seed=size + 1)
     return chroma_vs_exact(ctx, collection, ctx.vectors(size), ids, queries, f"{size:,} synthetic", "chosen",
-                           dict(DEFAULT_HNSW))
+                           dict(DEFAULT_HNSW), f"synthetic.{size_tag(size)}.chosen")
 
 
 def twin_hnsw(ctx: Context) -> list[Figure]:
@@ -128,8 +133,9 @@ def twin_hnsw(ctx: Context) -> list[Figure]:
     vectors, queries = embeddings["all_images"], embeddings["trained"]["text"]
     ids = [str(number) for number in range(len(vectors))]
     figures = []
-    for setting, hnsw in (("chosen", dict(DEFAULT_HNSW)), ("Chroma default", dict(CHROMA_DEFAULT_HNSW))):
+    for setting, key, hnsw in (("chosen", "chosen", dict(DEFAULT_HNSW)),
+                               ("Chroma default", "chroma_default", dict(CHROMA_DEFAULT_HNSW))):
         with scratch_collection(ctx, "twin", vectors, ids, None, hnsw) as collection:
             figures += chroma_vs_exact(ctx, collection, vectors, ids, queries,
-                                       f"twin {len(vectors):,} image embeddings", setting, hnsw)
+                                       f"twin {len(vectors):,} image embeddings", setting, hnsw, f"twin.{key}")
     return figures

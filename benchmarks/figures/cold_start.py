@@ -14,15 +14,18 @@ from benchmarks.stats import Figure, Stats, median
 TOWERS_ONLY = (
     "import sys\n"
     "from tweetmaker.towers import load_towers\n"
-    "load_towers(sys.argv[1], device='cpu')\n"
+    "options = {'backend': sys.argv[2]} if len(sys.argv) > 2 else {}\n"
+    "load_towers(sys.argv[1], device='cpu', **options)\n"
     "print('ready', flush=True)\n"
 )
 
 
-def towers_cold_load(towers_dir: Path) -> float:
-    """Seconds from process start to towers loaded (``load_towers``) in a fresh interpreter."""
+def towers_cold_load(towers_dir: Path, backend: str | None = None) -> float:
+    """Seconds from process start to towers loaded (``load_towers``, served by ``backend`` when given) in a fresh
+    interpreter."""
     began = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", TOWERS_ONLY, str(towers_dir)], cwd=REPO_ROOT,
+    extra = [backend] if backend else []
+    process = subprocess.Popen([sys.executable, "-c", TOWERS_ONLY, str(towers_dir), *extra], cwd=REPO_ROOT,
                                env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = process.stdout.readline()
     elapsed = time.perf_counter() - began
@@ -35,9 +38,14 @@ def towers_cold_load(towers_dir: Path) -> float:
 def cold_start(ctx: Context, index_dir: Path) -> tuple[list[Figure], App]:
     """Figure 6: app start to first answered query (persisted index) vs loading the towers alone.
 
-    Returns the last app, still running, for the serving figure.
+    The app runs with the chosen backend once it has ``--backend`` (the towers-only reference loads the same
+    backend; its export is made beforehand, so neither side pays for it). Returns the last app, still running, for
+    the serving figure; its memory right after the first answer is in the figure's details (figure 10 reuses it).
     """
     profile = ctx.profile
+    backend = ctx.app_backend()
+    if backend is not None:
+        ctx.wait_for_exports()
     texts = ctx.query_texts
     app_times, towers_times = [], []
     app: App | None = None
@@ -49,18 +57,20 @@ def cold_start(ctx: Context, index_dir: Path) -> tuple[list[Figure], App]:
         order = ("towers", "app") if round_number % 2 == 0 else ("app", "towers")
         for side in order:
             if side == "towers":
-                seconds = towers_cold_load(ctx.speed_towers_dir)
+                seconds = towers_cold_load(ctx.speed_towers_dir, backend)
                 if measured:
                     towers_times.append(seconds)
             else:
-                app = App(ctx, index_dir)
+                app = App(ctx, index_dir, backend)
                 seconds = app.first_answer(texts[round_number % len(texts)])
                 if measured:
                     app_times.append(seconds)
         log(f"cold start round {round_number + 1}/{rounds}: app {app_times[-1:]} towers {towers_times[-1:]}")
     assert app is not None
     phases = app.phases()
+    rss = app.rss_bytes()
     figure = Figure(
+        id="cold_start.first_answer",
         number=6,
         name="Cold start: app start to first answer vs loading the towers alone",
         value=median(app_times),
@@ -72,6 +82,7 @@ def cold_start(ctx: Context, index_dir: Path) -> tuple[list[Figure], App]:
         target=("<=", 1.5),
         value_stats=Stats.of(app_times),
         reference_stats=Stats.of(towers_times),
-        details={"app_phases_seconds_since_start": phases},
+        details={"app_phases_seconds_since_start": phases, "backend": backend or "the app's default",
+                 "app_rss_mib_after_first_answer": rss / 2**20},
     )
     return [figure], app

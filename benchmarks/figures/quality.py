@@ -26,6 +26,7 @@ def quality(ctx: Context) -> list[Figure]:
     figures = []
     for direction, metric, targets in wanted:
         figures.append(Figure(
+            id=f"quality.{direction}.{metric.replace('@', '_at_')}",
             number=7,
             name=f"Quality: {direction.replace('_to_', '→')} {metric}, after vs before fine-tuning",
             value=after[direction][metric],

@@ -1,4 +1,5 @@
-"""Figure 5: ``train/finetune.py`` samples/s against a bare PyTorch loop doing the same forward/backward/step."""
+"""Figure 5: the fine-tuning loop (``tweetmaker.training.train``, what ``train/finetune.py`` runs) samples/s against a
+bare PyTorch loop doing the same forward/backward/step."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from benchmarks.stats import Figure, Stats, median, repeated
 
 
 def training_throughput(ctx: Context) -> list[Figure]:
-    """Figure 5: finetune.py samples/s vs a bare PyTorch loop doing the same forward/backward/step."""
+    """Figure 5: the library's training loop samples/s vs a bare PyTorch loop doing the same forward/backward/step."""
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
-    from train import finetune
+    from tweetmaker.training import make_arguments, train
 
     profile = ctx.profile
     batch = profile.train_batch
@@ -28,13 +29,12 @@ def training_throughput(ctx: Context) -> list[Figure]:
         lambda optimizer, args, kwargs: stamps.append(time.perf_counter()))
     began = time.perf_counter()
     try:
-        results = finetune.main([
-            "--dataset", str(ctx.twin_dir), "--base_model", str(ctx.speed_base_dir), "--output_dir", str(output),
-            "--per_device_train_batch_size", str(batch), "--max_train_steps", str(steps),
-            "--max_train_samples", str(batch * steps), "--max_eval_samples", str(batch),
-            "--per_device_eval_batch_size", str(batch), "--learning_rate", "1e-5", "--seed", "0",
-            "--logging_steps", "1000",
-        ])
+        results = train(*make_arguments(
+            dataset=str(ctx.twin_dir), base_model=str(ctx.speed_base_dir), output_dir=str(output),
+            per_device_train_batch_size=batch, max_train_steps=steps, max_train_samples=batch * steps,
+            max_eval_samples=batch, per_device_eval_batch_size=batch, learning_rate=1e-5, seed=0,
+            logging_steps=1000,
+        ))
     finally:
         handle.remove()
     total = time.perf_counter() - began
@@ -45,22 +45,24 @@ def training_throughput(ctx: Context) -> list[Figure]:
     bare_rates = [batch / seconds for seconds in bare_before + bare_after]
     reported = (results or {}).get("train", {}).get("samples_per_second")
     return [Figure(
+        id="training.step_throughput",
         number=5,
-        name="Training step throughput: finetune.py vs bare PyTorch loop",
+        name="Training step throughput: tweetmaker.training.train vs bare PyTorch loop",
         value=median(finetune_rates),
         reference=median(bare_rates),
         unit="samples/s",
-        description=f"train/finetune.py (Accelerate, batch {batch}, ViT-B/32 shapes, DataLoader decoding "
-                    "and preprocessing each batch), time between consecutive optimizer steps",
+        description=f"tweetmaker.training.train, the loop train/finetune.py runs (Accelerate, batch {batch}, "
+                    "ViT-B/32 shapes, DataLoader decoding and preprocessing each batch), time between consecutive "
+                    "optimizer steps",
         reference_description="the same towers, loss (MultipleNegativesRankingLoss), AdamW and grad clipping "
                               "on ready, pre-collated tensors",
         target=(">=", 0.9),
         value_stats=Stats.of(finetune_rates, "samples/s"),
         reference_stats=Stats.of(bare_rates, "samples/s"),
-        details={"finetune_reported_samples_per_second": reported, "finetune_wall_s": total,
+        details={"loop_reported_samples_per_second": reported, "train_wall_s": total,
                  "steps_measured": len(finetune_rates)},
-        notes="finetune.py's own samples_per_second counts its per-epoch evaluation into the runtime; the "
-              "figure uses optimizer-step intervals instead.",
+        notes="The loop's own samples_per_second (all_results.json) counts its per-epoch evaluation into the "
+              "runtime; the figure uses optimizer-step intervals instead.",
     )]
 
 
@@ -94,6 +96,6 @@ def _bare_training(ctx: Context, batch: int, warmup: int, steps: int) -> list[fl
         torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad()
-        loss.item()  # finetune.py reads each step's loss too
+        loss.item()  # the library loop reads each step's loss too
 
     return repeated(step, repeats=steps, warmup=warmup)
