@@ -5,7 +5,8 @@
   capped at CLIP's 77-token context, and the real checkpoint's image preprocessing config;
 - the synthetic twin of the corpus, converted by the real ``train/prepare_dataset.py``;
 - Chroma indexes filled with synthetic unit vectors of the towers' size plus the metadata every record carries,
-  laid out exactly as ``tweetmaker.index`` lays them out, so the app opens them like a built index. Embedding
+  written by ``tweetmaker.index.IndexWriter`` (the writer builds use), so the app opens them like a built index and a
+  change of the index's layout reaches them too. Embedding
   100k real images with ViT-B/32 on two CPU cores would take hours, and query latency depends only on the
   vectors' count, size and spread, not on where they came from.
 """
@@ -187,6 +188,7 @@ def _records(count: int, texts: Sequence[str], image_names: Sequence[str], offse
 
 def fill_collection(collection: Any, vectors: np.ndarray, ids: Sequence[str], metadatas: Sequence[dict] | None,
                     step: int) -> None:
+    """Add records to a scratch collection (not an index: the HNSW figures' throw-away ones) ``step`` at a time."""
     for start in range(0, len(ids), step):
         stop = start + step
         collection.add(ids=list(ids[start:stop]), embeddings=vectors[start:stop],
@@ -209,21 +211,9 @@ def write_synthetic_index(
     touches them, and the app's start-up needs them to exist. ``stored_images`` small JPEGs are shared by all
     records, so results have an image file to show as in a real index.
     """
-    import chromadb
-    from chromadb.config import Settings
     from PIL import Image
 
-    from tweetmaker.index import (
-        CHROMA_DIRNAME,
-        COMPLETED_KEY,
-        DEFAULT_HNSW,
-        IMAGES_DIRNAME,
-        MANIFEST_FILENAME,
-        MANIFEST_KEY,
-        MODALITIES,
-        Manifest,
-        image_file_name,
-    )
+    from tweetmaker.index import DEFAULT_HNSW, IndexLocation, IndexWriter, Manifest, build_lock, image_file_name
 
     index_path = Path(index_dir)
     done = index_path / ".benchmark-complete"
@@ -235,34 +225,24 @@ def write_synthetic_index(
         import shutil
 
         shutil.rmtree(index_path)
-    images = index_path / IMAGES_DIRNAME
-    images.mkdir(parents=True)
-    names = []
-    for number in range(stored_images):
-        name = image_file_name(f"stored{number}")
-        colour = tuple(int(c) for c in np.random.default_rng(number).integers(0, 255, 3))
-        Image.new("RGB", (384, 288), colour).save(images / name, format="JPEG", quality=88)
-        names.append(name)
     manifest = Manifest(
         towers=identity, embedding_dim=dim,
         dataset={"source": "benchmarks:synthetic-vectors", "num_rows": count, "content_hash": f"synthetic-{count}"},
         hnsw=dict(hnsw or DEFAULT_HNSW), built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    client = chromadb.PersistentClient(path=str(index_path / CHROMA_DIRNAME),
-                                       settings=Settings(anonymized_telemetry=False))
-    try:
-        step = client.get_max_batch_size()
-        side_vectors = synthetic_vectors(side_count, dim, seed=99)
-        for modality in MODALITIES:
-            collection = client.create_collection(
-                modality, configuration={"hnsw": dict(manifest.hnsw)}, embedding_function=None,
-                metadata={MANIFEST_KEY: manifest.to_json(), COMPLETED_KEY: True, "modality": modality},
-            )
-            vectors = image_vectors if modality == "image" else side_vectors
-            ids, metadatas = _records(len(vectors), texts, names)
-            fill_collection(collection, vectors, ids, metadatas, step)
-    finally:
-        client.close()
-    (index_path / MANIFEST_FILENAME).write_text(json.dumps(json.loads(manifest.to_json()), indent=2))
+    names = [image_file_name(f"stored{number}") for number in range(stored_images)]
+    ids, metadatas = _records(max(count, side_count), texts, names)
+    side_vectors = synthetic_vectors(side_count, dim, seed=99)
+    with build_lock(index_path), IndexWriter(IndexLocation(index_path)) as writer:
+        writer.create(manifest)
+        for number, name in enumerate(names):
+            colour = tuple(int(c) for c in np.random.default_rng(number).integers(0, 255, 3))
+            writer.store_image(name, Image.new("RGB", (384, 288), colour))
+        writer.add(ids[:side_count], {"text": side_vectors, "hashtag": side_vectors}, metadatas[:side_count])
+        step = 20000  # bounded temporaries in Chroma's client
+        for start in range(0, count, step):
+            writer.add(ids[start:start + step], {"image": image_vectors[start:start + step]},
+                       metadatas[start:start + step])
+        writer.complete()
     done.write_text(json.dumps(stamp))
     return index_path

@@ -27,11 +27,13 @@ from tests.faults_limits import (
     preexec_file_size_limit,
     preexec_without_root_file_powers,
     private_tmpfs_available,
+    run_in_private_mount_namespace,
 )
 from tests.helpers import tree_digest
 from tweetmaker import index as index_module
 from tweetmaker.cards import markdown_table
 from tweetmaker.index import (
+    GENERATIONS_DIRNAME,
     IMAGES_DIRNAME,
     MODALITIES,
     IncompleteIndexError,
@@ -40,6 +42,7 @@ from tweetmaker.index import (
     StaleIndexError,
     build_index,
     build_lock,
+    make_client,
     open_index,
 )
 
@@ -255,26 +258,46 @@ BUILD_STEPS = st.lists(
 def test_random_sequences_of_builds_interruptions_and_rebuilds(
     backend, small_dataset, towers, small_reference, tmp_path_factory, steps
 ):
-    """Whatever happened before, finishing the build leaves exactly the corpus, embedded by the right towers."""
+    """Whatever happened before, finishing the build leaves exactly the corpus, embedded by the right towers; and at
+    every step in between, a complete index that was live stays live and whole until a finished build replaces it."""
     index_dir = tmp_path_factory.mktemp("sequence") / "index"
     prefix = backend.new_prefix()
-    built_with = None  # the towers the existing collections belong to
+    live = unfinished = None  # the towers of the live index, and of an unfinished build
     for action, which, max_batches in steps:
         kwargs = {"batch_size": 32, "max_batches": max_batches, "progress": False, **backend.location(prefix)}
-        if action == "build" and built_with not in (None, which):
+        resumes = unfinished == which  # an unfinished build of the same towers is resumed, with or without --rebuild
+        if action == "build" and not resumes and (live or unfinished) not in (None, which):
             with pytest.raises(StaleIndexError, match="--rebuild"):
                 build_index(small_dataset, towers[which], index_dir, **kwargs)
             continue
         report = build_index(small_dataset, towers[which], index_dir, rebuild=action == "rebuild", **kwargs)
-        built_with = which
-        if not report.completed:
+        assert report.up_to_date == (action == "build" and not resumes and live == which)
+        if report.completed:
+            live, unfinished = which, (None if resumes or not report.up_to_date else unfinished)
+        else:
+            unfinished = which
+        if live is None:
             with pytest.raises(StaleIndexError, match="incomplete"):
                 open_index(index_dir, **backend.location(prefix))
-    final = built_with or "a"
+        else:  # not touched by an unfinished build: opens, complete, every record there
+            index = open_index(index_dir, towers=towers[live], **backend.location(prefix))
+            assert [index.count(modality) for modality in MODALITIES] == [72, 72, 72]
+            index.close()
+    final = unfinished or live or "a"
     report = build_index(small_dataset, towers[final], index_dir, batch_size=32, progress=False,
                          **backend.location(prefix))
     assert report.completed
     assert_index_matches(index_dir, backend, prefix, small_reference[final], tmp_path_factory.mktemp("dump"))
+    assert_one_generation(index_dir, backend, prefix)
+
+
+def assert_one_generation(index_dir: Path, backend: Backend, prefix: str) -> None:
+    """Nothing left behind: one generation on disk and, on a server, its three collections and the live pointer."""
+    assert len(list((index_dir / GENERATIONS_DIRNAME).iterdir())) == 1
+    if backend.host is not None:
+        client = make_client(host=backend.host, port=backend.port)
+        names = [c.name for c in client.list_collections() if c.name.startswith(prefix)]
+        assert len(names) == 4, names
 
 
 @pytest.fixture(scope="module")
@@ -480,13 +503,8 @@ def test_build_on_a_full_disk_fails_clearly_and_resumes_once_there_is_room(
     why_not = private_tmpfs_available()
     if why_not:
         pytest.skip(why_not)
-    disk, out = tmp_path / "disk", tmp_path / "out"
-    disk.mkdir()
-    out.mkdir()
     command = _build_command(tweets_dir, towers_dirs["a"])  # the script adds --index_dir on the tmpfs
-    finished = subprocess.run(["unshare", "--mount", "sh", "-c", _FULL_DISK_SCRIPT, "sh", *command], cwd=REPO_ROOT,
-                              env={**os.environ, "DISK": str(disk), "OUT": str(out)}, capture_output=True,
-                              text=True, timeout=900)
+    disk, out, finished = run_in_private_mount_namespace(_FULL_DISK_SCRIPT, command, tmp_path, cwd=REPO_ROOT)
     assert finished.returncode == 0, finished.stderr[-4000:]
     first_rc, first_err = (out / "first.rc").read_text().strip(), (out / "first.err").read_text()
     assert first_rc == "2", first_err[-4000:]
@@ -539,7 +557,8 @@ def test_cli_build_info_push_and_pull_round_trip(small_dataset, towers_dirs, tow
     query = towers["a"].encode_texts(["a robot on a red background"])
     assert [h.id for h in copy.query("image", query, 5)[0]] == [h.id for h in original.query("image", query, 5)[0]]
     hit = copy.query("image", query, 1)[0][0]
-    assert copy.image_path(hit.metadata).parent == pulled / IMAGES_DIRNAME
+    # The pulled copy serves its own images (the live generation's, which INDEX_DIR/images links to).
+    assert copy.image_path(hit.metadata).parent.resolve() == (pulled / IMAGES_DIRNAME).resolve()
     original.close()
     copy.close()
 
@@ -573,3 +592,41 @@ def test_dates_become_epoch_seconds():
     assert index_module.to_epoch_seconds(datetime(2024, 1, 1)) == 1704067200  # naive dates are UTC
     assert index_module.to_epoch_seconds("2024-01-01 00:00:00") == 1704067200
     assert index_module.to_epoch_seconds(None) is None and index_module.to_epoch_seconds("not a date") is None
+
+
+def test_the_manifest_records_the_data_sets_identity_as_tweetmaker_data_computes_it(small_dataset, towers, tmp_path):
+    """One identity for a data set wherever it is recorded: the index manifest's is ``dataset_identity``'s, and its
+    content hash follows the content, not where the data was loaded from."""
+    from tweetmaker.data import dataset_identity, load_tweets
+
+    build_index(small_dataset, towers["a"], tmp_path / "index", source="synthetic", progress=False)
+    index = open_index(tmp_path / "index")
+    assert index.manifest.dataset == dataset_identity("synthetic", small_dataset)
+    assert index.manifest.num_rows == 72 and index.manifest.dataset["splits"] == ["train", "test"]
+    index.close()
+    small_dataset.save_to_disk(str(tmp_path / "copy"))
+    copy = dataset_identity("elsewhere", load_tweets(tmp_path / "copy"))
+    assert copy["content_hash"] == index.manifest.dataset["content_hash"]
+    changed = small_dataset["train"].map(lambda row, i: {"text": row["text"] + ("!" if i == 7 else "")},
+                                         with_indices=True)
+    edited = type(small_dataset)({"train": changed, "test": small_dataset["test"]})
+    assert dataset_identity("synthetic", edited)["content_hash"] != copy["content_hash"]
+    assert dataset_identity("synthetic", small_dataset, splits="test")["num_rows"] == {"test": 24}
+
+
+def test_the_benchmarks_synthetic_index_is_written_by_the_index_writer(tmp_path):
+    """benchmarks/workspace.py writes through IndexWriter: the app opens what it writes like a built index."""
+    from benchmarks import workspace
+
+    vectors = workspace.synthetic_vectors(300, 16)
+    index_dir = workspace.write_synthetic_index(tmp_path / "index", {"source": "x", "content_hash": "abc"}, vectors,
+                                                ["robots at work", "a red sunset"])
+    index = open_index(index_dir)
+    try:
+        assert [index.count(modality) for modality in MODALITIES] == [300, 200, 200]
+        assert index.manifest.towers["content_hash"] == "abc" and index.generation is not None
+        hit = index.query("image", vectors[:1], 1)[0][0]
+        assert hit.id == "syn0000000" and index.image_path(hit.metadata) is not None
+        assert hit.metadata["hashtag_list"] == ["AI", "MachineLearning"]
+    finally:
+        index.close()

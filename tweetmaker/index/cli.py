@@ -1,0 +1,109 @@
+"""Command line of the index::
+
+    python -m tweetmaker.index build --dataset SRC --towers DIR_OR_ID --index_dir DIR [--rebuild]
+        [--chroma_host H --chroma_port P] [--collection_prefix P] [--split train] [--batch_size 256]
+    python -m tweetmaker.index info --index_dir DIR [--chroma_host H --chroma_port P]
+    python -m tweetmaker.index tune --index_dir DIR [--modality image]
+    python -m tweetmaker.index push --index_dir DIR --repo_id OWNER/NAME [--private]
+    python -m tweetmaker.index pull --repo_id OWNER/NAME --index_dir DIR [--revision REV]
+
+A failed command prints one line, ``error: <what happened and what to do>``, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+
+from tweetmaker.errors import TweetMakerError
+from tweetmaker.index.builder import BuildOptions, BuildReport, build_from
+from tweetmaker.index.layout import DEFAULT_BATCH_SIZE, MODALITIES, IndexLocation
+from tweetmaker.index.reader import open_index
+from tweetmaker.index.remote import pull_index, push_index
+from tweetmaker.index.tuning import TUNING_GRID, measure_hnsw
+
+
+def _add_location(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index_dir", required=True, help="index directory (embedded Chroma + stored images)")
+    parser.add_argument("--chroma_host", default=None, help="use a Chroma server at this host instead")
+    parser.add_argument("--chroma_port", type=int, default=8000, help="port of the Chroma server")
+    parser.add_argument("--collection_prefix", default="", help="prefix of the collection names (shared servers)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tweetmaker.index",
+                                     description="Build, inspect, tune, push and pull the TweetMaker index.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="embed a data set into the index (resumes an interrupted build)")
+    build.add_argument("--dataset", required=True, help="Hub dataset id or local data set directory")
+    build.add_argument("--towers", required=True, help="trained towers directory or Hub model id")
+    build.add_argument("--split", default=None, help="comma-separated splits to index (default: all)")
+    build.add_argument("--revision", default=None, help="data set revision on the Hub")
+    build.add_argument("--rebuild", action="store_true",
+                       help="build the index anew beside the old one, which serves until the new one replaces it")
+    build.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE, help="tweets per batch")
+    build.add_argument("--max_batches", type=int, default=None, help="stop after N batches (resume later)")
+    build.add_argument("--no_progress", action="store_true", help="no progress bar")
+    _add_location(build)
+    info = commands.add_parser("info", help="print an index's manifest and counts")
+    _add_location(info)
+    tune = commands.add_parser("tune", help="measure HNSW settings (recall@10 vs exact, latency) on an index")
+    _add_location(tune)
+    tune.add_argument("--modality", default="image", choices=MODALITIES)
+    tune.add_argument("--queries", type=int, default=200)
+    push = commands.add_parser("push", help="upload a built index directory to a Hub dataset repo")
+    push.add_argument("--index_dir", required=True)
+    push.add_argument("--repo_id", required=True)
+    push.add_argument("--private", action="store_true")
+    pull = commands.add_parser("pull", help="download an index from a Hub dataset repo")
+    pull.add_argument("--repo_id", required=True)
+    pull.add_argument("--index_dir", required=True)
+    pull.add_argument("--revision", default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        if args.command == "build":
+            print(json.dumps(asdict(_build(args)), indent=2))
+        elif args.command == "info":
+            index = open_index(args.index_dir, host=args.chroma_host, port=args.chroma_port,
+                               prefix=args.collection_prefix, require_complete=False)
+            counts = {modality: index.count(modality) for modality in MODALITIES}
+            print(json.dumps({"location": index.location, "generation": index.generation, "completed": index.completed,
+                              "counts": counts, "manifest": json.loads(index.manifest.to_json())}, indent=2))
+            index.close()
+        elif args.command == "tune":
+            index = open_index(args.index_dir, host=args.chroma_host, port=args.chroma_port,
+                               prefix=args.collection_prefix)
+            _, embeddings = index.all_embeddings(args.modality)
+            index.close()
+            from tweetmaker.cards import markdown_table
+
+            print(markdown_table(measure_hnsw(embeddings, TUNING_GRID, n_queries=args.queries)))
+        elif args.command == "push":
+            push_index(args.index_dir, args.repo_id, private=args.private)
+        elif args.command == "pull":
+            print(pull_index(args.repo_id, args.index_dir, revision=args.revision))
+    except (TweetMakerError, ValueError) as error:  # a message written for the person at the terminal
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _build(args: argparse.Namespace) -> BuildReport:
+    """The data set and towers named on the command line, loaded, then built into the index."""
+    from tweetmaker.data import load_tweets
+    from tweetmaker.towers import load_towers
+
+    dataset = load_tweets(args.dataset, revision=args.revision)
+    towers = load_towers(args.towers)
+    location = IndexLocation(args.index_dir, args.chroma_host, args.chroma_port, args.collection_prefix)
+    options = BuildOptions(split=args.split, rebuild=args.rebuild, batch_size=args.batch_size,
+                           max_batches=args.max_batches, progress=not args.no_progress)
+    return build_from(dataset, towers, location, options, source=args.dataset, revision=args.revision)
