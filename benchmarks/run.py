@@ -13,9 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+# `benchmarks` and `tweetmaker` are found as installed packages (`pip install -e .`, part of requirements-dev.txt).
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run as a script: make `benchmarks`, `tweetmaker` and `train` importable
-    sys.path.insert(0, str(REPO_ROOT))
 
 # Offline and quiet before any other library is imported: nothing may be downloaded or reported home.
 from tweetmaker.offline import OFFLINE_ENV  # noqa: E402 - imports nothing else
