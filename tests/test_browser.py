@@ -14,6 +14,15 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 SCREENSHOT_DIR = Path(__file__).resolve().parents[1] / "screenshots"
 
 
+def save_screenshot(page, name: str) -> Path:
+    """A full-page screenshot in screenshots/ (committed, so a change in looks shows up in review)."""
+    SCREENSHOT_DIR.mkdir(exist_ok=True)
+    shot = SCREENSHOT_DIR / name
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    return shot
+
+
 @pytest.mark.skipif(not CHROMIUM,
                     reason="Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
 def test_text_to_image_query_by_typing_and_clicking(running_app, tmp_path):
@@ -36,9 +45,6 @@ def test_text_to_image_query_by_typing_and_clicking(running_app, tmp_path):
                 timeout=30_000,
             )
             assert images.count() >= 1
-            SCREENSHOT_DIR.mkdir(exist_ok=True)
-            shot = SCREENSHOT_DIR / "text_to_image.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
+            save_screenshot(page, "text_to_image.png")
         finally:
             browser.close()

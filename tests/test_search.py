@@ -133,6 +133,46 @@ def test_similar_tweets_and_image_queries_use_the_right_collections(recommender,
     assert results[0].id == dataset["test"][1]["tweet_id"] or results[0].text == text  # a tweet finds itself
 
 
+def test_compose_steering_equals_exact_search(recommender, towers, corpus):
+    """More like this (a stored embedding, no re-encoding), "not" and the seed's exclusion, against brute force."""
+    from tweetmaker.search import MORE_LIKE_THIS_WEIGHT, NOT_WEIGHT
+
+    ids, embeddings, _ = corpus["image"]
+    seed = ids[3]
+    stored = embeddings[3] / np.linalg.norm(embeddings[3])
+    alone = recommender.more_like_this(seed, k=6)
+    assert alone.seed == seed
+    expected = [tweet_id for tweet_id in exact_top(corpus, "image", stored, 7)[0] if tweet_id != seed][:6]
+    assert [r.id for r in alone.images] == expected and seed not in [r.id for r in alone.tweets]
+
+    text, negative = "two green rockets", "stripes"
+    t = towers.encode_texts([text])[0]
+    n = towers.encode_texts([negative])[0]
+    query = MORE_LIKE_THIS_WEIGHT * stored + (1 - MORE_LIKE_THIS_WEIGHT) * t / np.linalg.norm(t)
+    query /= np.linalg.norm(query)
+    steered = query - NOT_WEIGHT * n / np.linalg.norm(n)
+    steered /= np.linalg.norm(steered)
+    got = recommender.compose(text, None, not_text=negative, tweet_id=seed, k=5)
+    if got.notes:  # the negative dominated: the query ran without it
+        steered = query
+    assert [r.id for r in got.images] == [i for i in exact_top(corpus, "image", steered, 6)[0] if i != seed][:5]
+    np.testing.assert_allclose([r.similarity for r in got.images],
+                               [float(embeddings[ids.index(r.id)] @ steered) for r in got.images], atol=1e-4)
+
+
+def test_compose_refuses_unknown_and_malformed_tweet_ids_and_an_empty_query(recommender):
+    for bad, message in (("../../etc", "not a tweet id"), ("syn_no_such", "No tweet with id"), ("", "draft text")):
+        with pytest.raises(QueryError, match=message):
+            recommender.compose(None, None, tweet_id=bad)
+
+
+def test_weak_matches_hide_the_tail_and_count_it(recommender):
+    every = recommender.compose("three blue robots on dots", k=30)
+    strong = recommender.compose("three blue robots on dots", k=30, weak=True)
+    assert strong.images[0].id == every.images[0].id and len(strong.images) <= len(every.images)
+    assert strong.hidden_weak == len(every.images) - len(strong.images) + len(every.tweets) - len(strong.tweets)
+
+
 def test_image_to_hashtags_aggregates_the_exact_neighbours(recommender, towers, corpus, dataset):
     from tweetmaker.data import normalize_hashtag
 

@@ -45,6 +45,9 @@ class StubIndex:
     def query(self, modality, vector, k, with_embeddings=False):
         return [[]]
 
+    def get(self, modality, ids, with_embeddings=True):
+        return {}
+
     def image_path(self, metadata):
         return None
 
@@ -139,6 +142,71 @@ def test_only_the_ui_package_imports_gradio():
                 importers.append(path.relative_to(ROOT).as_posix())
     assert importers and all(path.startswith("tweetmaker/ui/") for path in importers), importers
     assert "tweetmaker/ui/formatting.py" not in importers
+    for pure in ("tweetmaker/compose.py", "tweetmaker/share.py", "tweetmaker/feedback.py"):
+        assert pure not in importers
+
+
+# -- Compose ---------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def compose(handlers):
+    from tweetmaker.ui.compose_handlers import ComposeHandler
+
+    return ComposeHandler(handlers.resources)
+
+
+def test_compose_refuses_through_the_library_before_the_model(compose):
+    towers = compose.recommender.towers
+    for args, message in ((("",), "draft text, an image, or both"),
+                          (("robots", None, "", "../../etc"), "not a tweet"),
+                          (("robots", None, "", "syn1"), "No tweet with id 'syn1'"),
+                          (("robots", None, "n" * 101), "limit is 100"),
+                          (("robots", None, "", "", False, 0), "between")):
+        with pytest.raises(gr.Error, match=message):
+            compose.compose(*args)
+    with pytest.raises(gr.Error, match="Click an image"):
+        compose.more_like_this("")
+    assert towers.calls == 0
+
+
+def test_compose_with_no_results_answers_empty_with_a_preview(compose):
+    with pytest.warns(UserWarning, match="No matching images"):
+        gallery, answer = compose.compose("Three blue robots")
+    assert gallery == [] and answer["images"] == [] and answer["preview"]["text"] == "Three blue robots"
+    assert answer["share"] == "?q=Three%20blue%20robots"
+
+
+def test_a_link_with_only_bad_parameters_fills_the_defaults_and_says_why(compose):
+    request = SimpleNamespace(query_params={"k": "abc", "tweet": "../../etc", "__theme": "dark"})
+    with pytest.warns(UserWarning):
+        *fields, gallery, answer, notes = compose.open_link(request)
+    assert fields == ["", "", "", 8, 0.0, 0.0, 0.0]
+    assert isinstance(gallery, type(gr.skip())) and isinstance(answer, type(gr.skip()))
+    assert "k='abc' was ignored" in notes and "is not a tweet id" in notes
+    assert all(isinstance(value, type(gr.skip())) for value in compose.open_link(SimpleNamespace(query_params={})))
+
+
+def test_notes_show_hostile_text_as_text():
+    from tweetmaker.ui.compose_handlers import intent_html, notes_markdown, plain
+
+    assert plain("<img src=x onerror=alert(1)> **b** [x](javascript:y)") == (
+        "&lt;img src=x onerror=alert\\(1\\)&gt; \\*\\*b\\*\\* \\[x\\]\\(javascript:y\\)")
+    assert notes_markdown(["a", "b"]) == "- a\n- b"
+    link = intent_html('https://twitter.com/intent/tweet?text=%22"><script>')
+    assert 'href="https://twitter.com/intent/tweet?text=%22&quot;&gt;&lt;script&gt;"' in link and "<script" not in link
+
+
+def test_a_confirmed_choice_is_recorded_once_when_feedback_is_on(compose, tmp_path):
+    from tweetmaker.feedback import FeedbackLog, read_records
+
+    answer = {"images": [{"id": "syn1"}], "hashtags": [{"tag": "Robots"}, {"tag": "AI"}]}
+    assert compose.confirm("draft", "syn1", ["AI"], answer, "", "", None) == ("Copied.", None)
+    compose.feedback = FeedbackLog(tmp_path, {"kind": "stub"})
+    status, last = compose.confirm("draft", "syn1", ["AI", "Forged"], answer, "", "", None)
+    assert "recorded" in status
+    compose.confirm("draft", "syn1", ["AI", "Forged"], answer, "", "", last)  # the same choice: no second record
+    compose.confirm("draft", "nope", ["Robots"], answer, "", "", last)  # an image not in the answer is not kept
+    records = read_records(tmp_path)
+    assert [(r["image_id"], r["hashtags"]) for r in records] == [("syn1", ["AI"]), (None, ["Robots"])]
 
 
 def test_tweet_length_counts_urls_as_23_and_wide_characters_as_2():

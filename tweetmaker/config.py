@@ -63,6 +63,20 @@ class AppSettings:
     rebuild_stale_index: bool = field(
         default=True, metadata={"help": "Rebuild an index made by other towers instead of refusing to start."}
     )
+    mcp: bool = field(
+        default=False, metadata={"help": "Also serve the recommendation endpoints as MCP tools at /gradio_api/mcp/ "
+                                         "(Gradio's GRADIO_MCP_SERVER=true works too)."}
+    )
+    feedback_dir: str | None = field(
+        default=None, metadata={"help": "Record the choices people confirm in Compose as JSON lines here (off "
+                                        "by default; no IP address or cookie is ever recorded)."}
+    )
+    feedback_repo: str | None = field(
+        default=None, metadata={"help": "Hub data set (OWNER/NAME) the feedback folder is pushed to periodically."}
+    )
+    feedback_every_minutes: float = field(
+        default=5.0, metadata={"help": "Minutes between two pushes of the feedback folder to --feedback_repo."}
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -75,6 +89,10 @@ class AppSettings:
             raise InvalidInputError("--max_file_size_mb must be positive.")
         if self.max_text_chars < 1:
             raise InvalidInputError("--max_text_chars must be at least 1.")
+        if self.feedback_repo and not self.feedback_dir:
+            raise InvalidInputError("--feedback_repo needs --feedback_dir (the folder whose records it pushes).")
+        if not self.feedback_every_minutes > 0:
+            raise InvalidInputError("--feedback_every_minutes must be positive.")
 
     @property
     def index_path(self) -> Path:

@@ -7,7 +7,9 @@ Plain dataclasses out, never Gradio objects. A ``Recommender`` (``recommender``)
   combined query: normalised text and image embeddings mixed by a caller weight, renormalised);
 - ``image_to_hashtags`` / ``text_to_hashtags``: individual hashtags aggregated from the nearest tweets and the
   nearest hashtag strings (``hashtags.aggregate_hashtags``), not a neighbour's whole hashtag string;
-- ``text_to_tweets`` / ``image_to_tweets``: tweets that say or show something similar.
+- ``text_to_tweets`` / ``image_to_tweets``: tweets that say or show something similar;
+- ``compose`` / ``more_like_this``: the Compose tab's one answer (images, hashtags, similar tweets), narrowed to a
+  result's stored image embedding, steered away from a "not" text, weak matches hidden (``steering``).
 
 Every input is checked once, here (``query``: the draft, ``k``, weights, the balance, under ``QueryLimits``), and
 refused with a ``QueryError`` whose message is for the user. Optional re-ranking (``ranking.Ranking``) blends
@@ -48,7 +50,16 @@ from tweetmaker.search.ranking import (
     rerank,
 )
 from tweetmaker.search.recommender import Recommender
-from tweetmaker.search.results import HashtagResult, Recommendation, TweetResult
+from tweetmaker.search.results import Composition, HashtagResult, Recommendation, TweetResult
+from tweetmaker.search.steering import (
+    MORE_LIKE_THIS_WEIGHT,
+    NOT_WEIGHT,
+    WEAK_MATCH_RATIO,
+    check_tweet_id,
+    hide_weak,
+    mix_seed,
+    subtract_negative,
+)
 
 __all__ = [
     "HASHTAG_NEIGHBOURS", "IMAGE_HASHTAG_SOURCES", "MAX_HASHTAGS", "MIN_HASHTAG_SCORE", "MIN_TEMPERATURE",
@@ -56,4 +67,6 @@ __all__ = [
     "HashtagResult", "QueryError", "QueryLimits", "Ranking", "Recommendation", "Recommender", "TweetResult",
     "aggregate_hashtags", "check_balance", "check_k", "check_weight", "clean_text", "engagement_value",
     "evaluate_search", "has_image", "mix", "normalize", "rerank",
+    "MORE_LIKE_THIS_WEIGHT", "NOT_WEIGHT", "WEAK_MATCH_RATIO", "Composition", "check_tweet_id", "hide_weak",
+    "mix_seed", "subtract_negative",
 ]

@@ -6,6 +6,7 @@ Each query checks its cheap inputs (``k``, weights, the draft's length) before i
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,16 @@ from tweetmaker.search.query import (
     normalize,
 )
 from tweetmaker.search.ranking import RERANK_POOL_FACTOR, RERANK_POOL_MIN, Ranking, rerank
-from tweetmaker.search.results import HashtagResult, Recommendation, TweetResult
+from tweetmaker.search.results import Composition, HashtagResult, Recommendation, TweetResult
+from tweetmaker.search.steering import (
+    MORE_LIKE_THIS_WEIGHT,
+    check_tweet_id,
+    dominated_message,
+    hide_weak,
+    mix_seed,
+    subtract_negative,
+    unknown_tweet,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -93,13 +103,24 @@ class Recommender:
         return mix(text_vector, image_vector, text_weight)
 
     # -- primitives ------------------------------------------------------------------------------------------------
-    def search(self, vector: np.ndarray, modality: str, k: int, ranking: Ranking | None = None) -> list[TweetResult]:
-        """The ``k`` best tweets of one collection for a query embedding, re-ranked when ``ranking`` asks for it."""
+    def search(self, vector: np.ndarray, modality: str, k: int, ranking: Ranking | None = None, *,
+               exclude: Collection[str] = ()) -> list[TweetResult]:
+        """The ``k`` best tweets of one collection for a query embedding, re-ranked when ``ranking`` asks for it;
+        tweets whose id is in ``exclude`` (a "more like this" seed) are left out."""
         k = check_k(k, self.limits.max_k)
         ranking = ranking or Ranking()
-        pool = max(k * RERANK_POOL_FACTOR, k + RERANK_POOL_MIN) if ranking.active else k
+        pool = (max(k * RERANK_POOL_FACTOR, k + RERANK_POOL_MIN) if ranking.active else k) + len(exclude)
         hits = self.index.query(modality, vector, pool, with_embeddings=bool(ranking.diversity))[0]
+        hits = [hit for hit in hits if hit.id not in exclude]
         return rerank(hits, k, ranking, self.index)
+
+    def stored_image_embedding(self, tweet_id: Any) -> tuple[str, np.ndarray]:
+        """A corpus tweet's image embedding as the index stores it (no re-encoding), by its checked id."""
+        tweet_id = check_tweet_id(tweet_id)
+        found = self.index.get("image", [tweet_id], with_embeddings=True).get(tweet_id)
+        if found is None or found.embedding is None:
+            raise unknown_tweet(tweet_id)
+        return tweet_id, found.embedding
 
     def hashtags_for(self, vector: np.ndarray, sources: dict[str, float], *, neighbours: int = HASHTAG_NEIGHBOURS,
                      min_score: float = MIN_HASHTAG_SCORE, limit: int = MAX_HASHTAGS) -> list[HashtagResult]:
@@ -162,3 +183,50 @@ class Recommender:
         """Tweets whose image looks like this one."""
         k, order = self.options(k, ranking)
         return self.search(self.embed_image(image), "image", k, order)
+
+    def compose(self, text: str | None = None, image: Any = None, *, not_text: str | None = None,
+                tweet_id: str | None = None, text_weight: float = 0.5, k: int = 8, weak: bool = False,
+                max_hashtags: int = MAX_HASHTAGS, min_score: float = MIN_HASHTAG_SCORE,
+                **ranking: Any) -> Composition:
+        """The Compose tab's one answer: images, hashtags and similar tweets for a draft and/or image, optionally
+        narrowed to a result (``tweet_id``: its stored image embedding is mixed in, ``steering.mix_seed``) and
+        steered away from ``not_text`` (``steering.subtract_negative``). ``weak=True`` hides weak matches
+        (``steering.hide_weak``) and counts them. Every input is checked before anything is encoded."""
+        k, order = self.options(k, ranking)
+        text_weight = check_balance(text_weight)
+        draft = self.clean_text(text, required=False)
+        negative = self.clean_text(not_text, required=False)
+        seed = None
+        if tweet_id is not None and str(tweet_id).strip():
+            seed, seed_vector = self.stored_image_embedding(tweet_id)
+        if not draft and not has_image(image) and seed is None:
+            raise QueryError(NO_QUERY)
+        base = None
+        if draft or has_image(image):
+            base = mix(self.embed_text(draft) if draft else None,
+                       self.embed_image(image) if has_image(image) else None, text_weight)
+        vector = mix_seed(base, seed_vector) if seed is not None else base
+        notes = []
+        if negative:
+            vector, applied = subtract_negative(vector, self.embed_text(negative))
+            if not applied:
+                notes.append(dominated_message(negative))
+        # Hashtag voters follow the mix, as in ``combined``: the text collection as much as the draft counts.
+        share = (text_weight if has_image(image) else 1.0) if draft else 0.0
+        if seed is not None:
+            share *= 1.0 - MORE_LIKE_THIS_WEIGHT
+        sources = {"text": share * TEXT_HASHTAG_SOURCES["text"], "image": 1.0 - share * TEXT_HASHTAG_SOURCES["text"]}
+        exclude = {seed} if seed is not None else set()
+        images = self.search(vector, "image", k, order, exclude=exclude)
+        tweets = self.search(vector, "text", k, order, exclude=exclude)
+        hidden = 0
+        if weak:
+            images, weak_images = hide_weak(images)
+            tweets, weak_tweets = hide_weak(tweets)
+            hidden = len(weak_images) + len(weak_tweets)
+        hashtags = self.hashtags_for(vector, sources, min_score=min_score, limit=max_hashtags)
+        return Composition(images, hashtags, tweets, hidden_weak=hidden, notes=notes, seed=seed)
+
+    def more_like_this(self, tweet_id: str, k: int = 8, **options: Any) -> Composition:
+        """Images, hashtags and tweets like a corpus tweet's image (its stored embedding), excluding that tweet."""
+        return self.compose(tweet_id=tweet_id, k=k, **options)

@@ -53,3 +53,19 @@ class Recommendation:
 
     tweets: list[TweetResult]
     hashtags: list[HashtagResult]
+
+
+@dataclass
+class Composition:
+    """Everything the Compose tab shows for one query: images (with their tweets), hashtags and similar tweets.
+
+    ``hidden_weak`` counts the results left out by "hide weak matches"; ``notes`` are things the person should know
+    about how the query was run (a "not" text that was ignored because it dominated); ``seed`` is the "more like
+    this" tweet id mixed in, if any."""
+
+    images: list[TweetResult]
+    hashtags: list[HashtagResult]
+    tweets: list[TweetResult]
+    hidden_weak: int = 0
+    notes: list[str] = field(default_factory=list)
+    seed: str | None = None

@@ -10,24 +10,37 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from tweetmaker.feedback import FeedbackLog, open_feedback
+from tweetmaker.ui.compose_handlers import ComposeHandler
 from tweetmaker.ui.controls import CONCURRENCY_ID, Shared, ranking_controls
 from tweetmaker.ui.formatting import compose_tweet
 from tweetmaker.ui.handlers import Handlers
-from tweetmaker.ui.tabs import about, combined, image_to_hashtags, preview, text_to_image
+from tweetmaker.ui.tabs import about, combined, compose, image_to_hashtags, preview, text_to_image
 
 if TYPE_CHECKING:
     from tweetmaker.resources import Resources
 
 
-def build_demo(resources: Resources) -> gr.Blocks:
-    """The Blocks app. Launch it with ``launch_demo`` (queue, limits and allowed paths set there)."""
+# The demo banner's one line; the full text (why, and how to use real towers) is folded under it.
+DEMO_LINE = "**Synthetic offline demo.** A tiny model trained on synthetic tweets answers here, not real towers."
+
+
+def build_demo(resources: Resources, feedback: FeedbackLog | None = None) -> gr.Blocks:
+    """The Blocks app. Launch it with ``launch_demo`` (queue, limits and allowed paths set there).
+
+    ``feedback``: where Compose records confirmed choices; by default per the settings (``--feedback_dir``), off."""
     handlers = Handlers(resources)
+    if feedback is None:
+        feedback = open_feedback(resources.settings, resources.towers.identity)
     with gr.Blocks(title="TweetMaker") as demo:
         gr.Markdown("# TweetMaker\nWrite a tweet: get matching images, hashtags and similar tweets.")
         if resources.banner:
-            gr.Markdown(resources.banner, elem_id="demo-banner")
+            gr.Markdown(DEMO_LINE, elem_id="demo-banner")
+            with gr.Accordion("About this demo", open=False, elem_id="demo-banner-details"):
+                gr.Markdown(resources.banner)
         shared = Shared(ranking=ranking_controls(), model_bound={
             "concurrency_limit": resources.settings.max_concurrency, "concurrency_id": CONCURRENCY_ID})
+        compose.build(ComposeHandler(resources, feedback), shared, demo)  # first: the tab a visitor lands on
         draft = text_to_image.build(handlers, shared)
         image_tags = image_to_hashtags.build(handlers, shared)
         combined_tags = combined.build(handlers, shared)
@@ -52,6 +65,9 @@ def launch_demo(demo: gr.Blocks, resources: Resources, *, prevent_thread_lock: b
         "show_error": True,
         "prevent_thread_lock": prevent_thread_lock,
         "quiet": False,
+        "css": compose.CSS,
+        # --mcp / TWEETMAKER_MCP; None lets Gradio read its own GRADIO_MCP_SERVER.
+        "mcp_server": True if getattr(settings, "mcp", False) else None,
     }
     options.update(overrides)
     return demo.launch(**options)

@@ -5,42 +5,32 @@ Pure functions of the library's result dataclasses (no Gradio here), shared by e
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from tweetmaker.data import format_hashtags, parse_hashtags
+from tweetmaker.compose import TWEET_LIMIT, preselect, preview, tweet_length  # noqa: F401 - re-exported
+from tweetmaker.data import format_hashtags
 
-TWEET_LIMIT = 280
 EMPTY_PREVIEW = "*Your tweet preview appears here.*"
 BREAKDOWN_COLUMNS = ("similarity", "engagement", "recency", "diversity")
 BREAKDOWN_HEADERS = ["rank", "tweet id", "tweet", "score", *BREAKDOWN_COLUMNS, "engagement (raw)", "date"]
 HASHTAG_HEADERS = ["hashtag", "score", "support"]
-_URL = re.compile(r"https?://\S+")
-
-
-def tweet_length(text: str) -> int:
-    """Length as Twitter counts it: a URL counts 23, wide characters (CJK, emoji) count 2."""
-    length = 0
-    for part in _URL.split(text):
-        for char in part:
-            length += 2 if unicodedata.east_asian_width(char) in ("W", "F") or ord(char) > 0xFFFF else 1
-    return length + 23 * len(_URL.findall(text))
 
 
 def compose_tweet(draft: str | None, hashtags: str | None) -> tuple[str, str]:
-    """The tweet as it would be posted (draft + chosen hashtags) and its character counter."""
-    draft = (draft or "").strip()
-    tags = format_hashtags(parse_hashtags(hashtags))  # "#AI, ai" is one tag: the first spelling is kept
-    tweet = " ".join(part for part in (draft, tags) if part)
-    length = tweet_length(tweet)
-    left = TWEET_LIMIT - length
-    counter = f"{length} / {TWEET_LIMIT} characters" + (
-        f" - {-left} over the limit: drop a hashtag or shorten the text." if left < 0 else f" ({left} left)"
-    )
-    return tweet or EMPTY_PREVIEW, counter
+    """The tweet as it would be posted (draft + chosen hashtags) and its character counter, counted as Twitter
+    counts (a link counts 23, wide characters and emoji 2).
+
+    Args:
+        draft: The tweet's text.
+        hashtags: The hashtags to add, e.g. "#AI #Robots" (one already in the draft is not added twice).
+
+    Returns:
+        The tweet as it would be posted, and its "N / 280 characters" counter.
+    """
+    tweet = preview(draft, hashtags)
+    return tweet.text or EMPTY_PREVIEW, tweet.counter
 
 
 def caption(result: Any) -> str:
@@ -55,6 +45,38 @@ def caption(result: Any) -> str:
 def gallery_items(results: Sequence[Any]) -> list[tuple[str, str]]:
     """``(image path, caption)`` of each result whose image the index holds."""
     return [(str(result.image_path), caption(result)) for result in results if result.image_path is not None]
+
+
+def scored_caption(result: Any) -> str:
+    """A Compose caption: the score first (readable at a glance), then the tweet, which is also the image's alt
+    text (Gradio's gallery uses the caption as ``alt``)."""
+    text = " ".join(str(result.metadata.get("text") or "(no text)").split())
+    text = text if len(text) <= 110 else text[:107] + "..."
+    return f"{result.score:.2f} · {text}"
+
+
+def tweet_record(result: Any) -> dict[str, Any]:
+    """One result as the ``/compose`` answer lists it (plain JSON)."""
+    return {"id": result.id, "text": result.metadata.get("text") or "", "hashtags": result.hashtags,
+            "score": round(float(result.score), 4), "similarity": round(float(result.similarity), 4)}
+
+
+def composition_answer(composition: Any, draft: str | None, share: str = "") -> dict[str, Any]:
+    """The ``/compose`` answer: images (those the index holds a picture of, in gallery order), hashtags (the
+    strongest few ``chosen``), similar tweets, the tweet preview with the chosen hashtags, and how the query ran."""
+    scored = [(tag.tag, tag.score) for tag in composition.hashtags]
+    chosen = preselect(scored)
+    return {
+        "images": [tweet_record(result) for result in composition.images if result.image_path is not None],
+        "hashtags": [{"tag": tag.tag, "score": round(float(tag.score), 4), "support": tag.support,
+                      "chosen": tag.tag in chosen} for tag in composition.hashtags],
+        "similar_tweets": [tweet_record(result) for result in composition.tweets],
+        "preview": preview(draft, chosen).as_dict(),
+        "hidden_weak": composition.hidden_weak,
+        "notes": list(composition.notes),
+        "seed": composition.seed,
+        "share": share,
+    }
 
 
 def breakdown_rows(results: Sequence[Any]) -> list[list[Any]]:
