@@ -31,3 +31,20 @@ def test_environment_then_flags():
 def test_bad_settings_are_clear_errors(argv, environ, message):
     with pytest.raises(ValueError, match=message):
         parse_settings(argv, environ=environ)
+
+
+def test_compare_towers_are_off_by_default_and_set_by_flag_or_environment():
+    assert parse_settings([], environ={}).compare_towers is None
+    settings = parse_settings(["--compare_towers", "base"], environ={})
+    assert (settings.compare_towers, settings.compare_towers_revision) == ("base", None)
+    settings = parse_settings([], environ={"TWEETMAKER_COMPARE_TOWERS": "me/old-towers",
+                                           "TWEETMAKER_COMPARE_TOWERS_REVISION": "v1"})
+    assert (settings.compare_towers, settings.compare_towers_revision) == ("me/old-towers", "v1")
+    assert parse_settings(["--compare_towers", " "], environ={}).compare_towers is None
+
+
+@pytest.mark.parametrize("argv", [["--compare_towers_revision", "v1"],
+                                  ["--compare_towers", "base", "--compare_towers_revision", "v1"]])
+def test_a_compare_revision_needs_compare_towers_it_applies_to(argv):
+    with pytest.raises(ValueError, match="--compare_towers_revision needs --compare_towers"):
+        parse_settings(argv, environ={})

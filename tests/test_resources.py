@@ -138,3 +138,75 @@ def test_local_towers_that_do_not_load_are_an_error_not_the_demo(tmp_path):
     with pytest.raises(ResourceError, match="Could not load towers"):
         load_resources(settings, progress=lambda message: None)
     assert not (tmp_path / "index").exists()
+
+
+# --------------------------------------------------------------------------------------------- --compare_towers
+
+
+def _start(dataset_dir: Path, root: Path, messages: list[str], hub_api=None, **settings):
+    """One start of the app's resource loading, as app.main does it, recording the progress it shows."""
+    return load_resources(AppSettings(**{"dataset": str(dataset_dir), "index_dir": str(root / "index"),
+                                         "cache_dir": str(root / "cache"), **settings}),
+                          progress=messages.append, hub_api=hub_api)
+
+
+def _towers_dir(towers) -> str:
+    return towers.identity["source"]
+
+
+def test_compared_towers_get_their_own_index_built_once_with_progress(towers, dataset_dir, tmp_path):
+    first: list[str] = []
+    resources = _start(dataset_dir, tmp_path, first, towers=_towers_dir(towers["a"]),
+                       compare_towers=_towers_dir(towers["b"]))
+    try:
+        main, compared = resources.models
+        assert resources.main is main and resources.compare is compared and resources.index is main.index
+        assert compared.index is not main.index and compared.index.count("image") == TRAIN_ROWS + TEST_ROWS
+        # Its own embedded index, under cache_dir/indexes, opened for the compared towers.
+        assert compared.index.index_dir.parent == tmp_path / "cache" / "indexes"
+        assert sum(message.startswith("Building the index") for message in first) == 2, first
+        assert any(message.startswith("Loading the towers to compare with") for message in first), first
+        # Hard cases: computed at load, from the test split, and cached beside the other cached things.
+        assert main.hard_cases and {case.rank for case in main.hard_cases} and len(main.hard_cases) <= TEST_ROWS
+        assert len(list((tmp_path / "cache" / "hard_cases").glob("hard_cases-*.json"))) == 2
+    finally:
+        resources.close()
+    again: list[str] = []
+    resources = _start(dataset_dir, tmp_path, again, towers=_towers_dir(towers["a"]),
+                       compare_towers=_towers_dir(towers["b"]))
+    resources.close()
+    assert not any("Building" in message or "No index" in message for message in again), again
+
+
+def test_compare_base_is_the_main_towers_own_base_and_same_towers_share_one_index(towers, dataset_dir, tiny_clip_dir,
+                                                                                  tmp_path):
+    messages: list[str] = []
+    resources = _start(dataset_dir, tmp_path, messages, towers=_towers_dir(towers["a"]), compare_towers="base")
+    try:
+        compared = resources.compare
+        assert compared.label == "base" and compared.towers.identity["kind"] == "base"
+        assert compared.source == str(tiny_clip_dir)  # the base CLIP towers "a" were built from
+        assert compared.results == {} and compared.loss_plot is None  # an untrained base recorded no run
+    finally:
+        resources.close()
+    resources = _start(dataset_dir, tmp_path, messages, towers=_towers_dir(towers["a"]),
+                       compare_towers=_towers_dir(towers["a"]))
+    try:
+        main, compared = resources.models
+        assert compared.index is main.index and compared.recommender is main.recommender
+        assert compared.label != main.label  # the page can tell the two columns apart
+    finally:
+        resources.close()
+
+
+def test_without_compare_towers_nothing_extra_is_loaded(towers, dataset_dir, tmp_path):
+    resources = _start(dataset_dir, tmp_path, [], towers=_towers_dir(towers["a"]))
+    resources.close()
+    assert len(resources.models) == 1 and resources.compare is None
+    assert not (tmp_path / "cache" / "indexes").exists()
+
+
+def test_compare_towers_that_cannot_be_loaded_stop_the_start_with_a_clear_error(towers, dataset_dir, tmp_path):
+    with pytest.raises(ResourceError, match="Could not load --compare_towers"):
+        _start(dataset_dir, tmp_path, [], towers=_towers_dir(towers["a"]),
+               compare_towers=str(tmp_path / "no-towers-here"))

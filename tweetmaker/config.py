@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from tweetmaker.errors import InvalidInputError
+from tweetmaker.evaluate import BASE as COMPARE_BASE  # --compare_towers base: the main towers' own base CLIP
 
 DEFAULT_TOWERS = "tweetmaker/tweetmaker-clip-towers"
 DEFAULT_DATASET = "tweetmaker/ai-tweets"
@@ -27,6 +28,15 @@ class AppSettings:
         metadata={"help": "Trained towers: a Hub model id or a local directory written by train/finetune.py."},
     )
     towers_revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of the towers."})
+    compare_towers: str | None = field(
+        default=None,
+        metadata={"help": "Second towers served beside the main ones in a Compare tab: a local directory, a Hub model "
+                          "id, or 'base' (the untrained base CLIP the main towers were fine-tuned from, zero-shot). "
+                          "Each gets its own index, cached per towers under cache_dir/indexes."},
+    )
+    compare_towers_revision: str | None = field(
+        default=None, metadata={"help": "Branch, tag or commit of --compare_towers (a Hub id)."}
+    )
     dataset: str = field(
         default=DEFAULT_DATASET,
         metadata={"help": "Tweets data set (Hub id, save_to_disk dir or parquet dir), used to build the index."},
@@ -93,6 +103,10 @@ class AppSettings:
             raise InvalidInputError("--feedback_repo needs --feedback_dir (the folder whose records it pushes).")
         if not self.feedback_every_minutes > 0:
             raise InvalidInputError("--feedback_every_minutes must be positive.")
+        if self.compare_towers is not None and not self.compare_towers.strip():
+            self.compare_towers = None  # an empty TWEETMAKER_COMPARE_TOWERS means: no comparison
+        if self.compare_towers_revision and (self.compare_towers is None or self.compare_towers == COMPARE_BASE):
+            raise InvalidInputError("--compare_towers_revision needs --compare_towers naming a Hub id or directory.")
 
     @property
     def index_path(self) -> Path:

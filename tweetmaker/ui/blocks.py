@@ -15,7 +15,7 @@ from tweetmaker.ui.compose_handlers import ComposeHandler
 from tweetmaker.ui.controls import CONCURRENCY_ID, Shared, ranking_controls
 from tweetmaker.ui.formatting import compose_tweet
 from tweetmaker.ui.handlers import Handlers
-from tweetmaker.ui.tabs import about, combined, compose, image_to_hashtags, preview, text_to_image
+from tweetmaker.ui.tabs import combined, compare, compose, image_to_hashtags, models, preview, text_to_image
 
 if TYPE_CHECKING:
     from tweetmaker.resources import Resources
@@ -45,7 +45,8 @@ def build_demo(resources: Resources, feedback: FeedbackLog | None = None) -> gr.
         image_tags = image_to_hashtags.build(handlers, shared)
         combined_tags = combined.build(handlers, shared)
         preview.build(draft_from=draft, hashtags_from=[image_tags, combined_tags])
-        about.build(resources)
+        compare.build(resources, shared)  # only with --compare_towers
+        models.build(resources)
         # Endpoints without a button of their own. After the last tab: what gr.api lays out would split the tabs.
         gr.api(compose_tweet, api_name="compose_tweet")
     return demo
@@ -56,6 +57,7 @@ def launch_demo(demo: gr.Blocks, resources: Resources, *, prevent_thread_lock: b
     settings = resources.settings
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.max_concurrency)
     allowed = [str(resources.index.index_dir / "images")] if resources.index.index_dir is not None else []
+    allowed += [str(model.index.index_dir / "images") for model in resources.models[1:] if model.index.index_dir]
     options = {
         "server_name": settings.host,
         "server_port": settings.port,
