@@ -61,10 +61,11 @@ def fsync_tree(directory: str | Path) -> None:
         for name in files:
             with contextlib.suppress(OSError), open(os.path.join(root, name), "rb") as stream:
                 os.fsync(stream.fileno())
-        _fsync_directory(Path(root))
+        fsync_directory(Path(root))
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Flush a directory entry itself, so a rename or a new file in it survives a power cut."""
     with contextlib.suppress(OSError):
         handle = os.open(directory, os.O_RDONLY)
         try:
@@ -90,7 +91,7 @@ def commit_directory(staging: str | Path, target: str | Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
         target.rename(aside)
     staging.rename(target)
-    _fsync_directory(target.parent)
+    fsync_directory(target.parent)
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
 

@@ -127,7 +127,7 @@ similar tweets: an **image** tower (`CLIPVisionModelWithProjection`), a **text**
 the text tower). Their L2-normalised embeddings share one space, so a tweet's text and hashtags land near its image.
 
 - Base model: `{base["source"]}` (revision `{base.get("revision")}`, weights `{base.get("content_hash")}`)
-- Data set: `{dataset["source"]}` (revision `{dataset.get("revision")}`, rows {dataset.get("num_rows")})
+- Data set: `{dataset["source"]}` (revision `{dataset.get("revision")}`, rows {_total_rows(dataset.get("num_rows"))})
 - Loss: multiple-negatives ranking (InfoNCE) for text->image and hashtag->image{
     " plus the symmetric directions" if results["args"]["model"]["symmetric_loss"] else ""}, logit scale
   {train["logit_scale"]:.2f}, negatives gathered across {train["world_size"]} process(es)
@@ -170,8 +170,13 @@ def index_card(repo_id: str, manifest: Manifest) -> str:
         f"# {repo_id}\n\nA TweetMaker retrieval index: one Chroma collection per modality (image, text, hashtag), "
         "cosine HNSW, plus downscaled copies of the tweets' images.\n\n"
         f"- towers: {describe_towers(manifest.towers)}\n- embedding size: {manifest.embedding_dim}\n"
-        f"- data set: {manifest.dataset.get('source')} ({manifest.dataset.get('num_rows')} tweets, content "
+        f"- data set: {manifest.dataset.get('source')} ({manifest.num_rows} tweets, content "
         f"{_short(manifest.dataset.get('content_hash'))})\n- HNSW: {manifest.hnsw}\n- built: {manifest.built_at}\n\n"
         "Fetch it with `python -m tweetmaker.index pull --repo_id "
         f"{repo_id} --index_dir DIR`; the app refuses it unless its towers match.\n"
     )
+
+
+def _total_rows(num_rows: Any) -> Any:
+    """A data set identity's row count: per split (``dataset_identity``) or one total (older results files)."""
+    return sum(num_rows.values()) if isinstance(num_rows, dict) else num_rows

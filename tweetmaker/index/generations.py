@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tweetmaker.atomic import _fsync_directory, fsync_tree, remove_stale_partials
+from tweetmaker.atomic import fsync_directory, fsync_tree, remove_stale_partials
 from tweetmaker.index.errors import IndexNotFoundError, StaleIndexError
 from tweetmaker.index.layout import (
     CHROMA_DIRNAME,
@@ -313,7 +313,7 @@ def _replace_with_symlink(path: Path, target: str) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    _fsync_directory(path.parent)  # the rename itself on disk
+    fsync_directory(path.parent)  # the rename itself on disk
 
 
 def _remove(path: Path) -> None:
