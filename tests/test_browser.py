@@ -34,6 +34,7 @@ def test_text_to_image_query_by_typing_and_clicking(running_app, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
             page.goto(client.src, wait_until="networkidle", timeout=60_000)
+            page.get_by_role("tab", name="Text → Image").click()  # Compose is the tab a page opens on
             box = page.locator("#text-to-image-input textarea")
             box.click()
             box.type("two red robots on a striped background", delay=5)

@@ -62,7 +62,7 @@ def test_preview_joins_draft_and_chosen_hashtags_and_counts_against_280():
     assert tweet.text == "Three blue robots #Robots #AI"
     assert tweet.length == len(tweet.text) and not tweet.over_limit
     assert tweet.counter == f"{tweet.length} / {TWEET_LIMIT} characters ({TWEET_LIMIT - tweet.length} left)"
-    assert tweet_text("I love #robots", ["Robots", "AI"]) == "I love #robots #AI"  # no tag twice
+    assert tweet_text("I love #robots", "#Robots ai #AI") == "I love #robots #Robots #ai"  # as chosen, deduplicated
     long = preview("x" * 279, ["AI"])
     assert long.over_limit and "3 over the limit" in long.counter
     assert preview("", []).text == "" and preview(None, None).length == 0

@@ -78,11 +78,9 @@ def tweet_length(text: str) -> int:
 def tweet_text(draft: str | None, hashtags: Iterable[str] | str | None) -> str:
     """The draft followed by the chosen hashtags (``#AI`` and ``ai`` are one tag: the first spelling is kept).
 
-    A hashtag the draft already carries is not added twice."""
+    The chosen hashtags always end the tweet, as chosen, even when the draft mentions one of them too."""
     draft = (draft or "").strip()
     tags = parse_hashtags(hashtags if isinstance(hashtags, str) else " ".join(hashtags or []))
-    present = {normalize_hashtag(tag) for tag in parse_hashtags(draft)} if "#" in draft else set()
-    tags = [tag for tag in tags if normalize_hashtag(tag) not in present]
     return " ".join(part for part in (draft, format_hashtags(tags)) if part)
 
 
