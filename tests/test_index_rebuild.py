@@ -129,7 +129,8 @@ def test_rebuild_killed_with_sigkill_mid_way_leaves_the_old_index_serving(
 
 @pytest.mark.parametrize("marker, published", [
     ("rename:/" + LIVE_LINK, False),  # killed just before the rename that publishes the new generation
-    (f"rmtree:/{GENERATIONS_DIRNAME}/", True),  # just after it, before the old generation is removed
+    # just after it, before the generation the previous publish kept for roll-back is removed
+    (f"rmtree:/{GENERATIONS_DIRNAME}/", True),
 ])
 def test_rebuild_killed_at_the_publishing_step(
     marker, published, small_dataset, small_dataset_dir, towers_dirs, towers, small_reference, tmp_path
@@ -138,6 +139,8 @@ def test_rebuild_killed_at_the_publishing_step(
     embedded = Backend("embedded")
     index_dir = tmp_path / "index"
     build_index(small_dataset, towers["a"], index_dir, progress=False)
+    if published:  # a generation kept for roll-back, which the next publish removes
+        build_index(small_dataset, towers["a"], index_dir, progress=False, rebuild=True)
     before = snapshot(index_dir, embedded, "", towers["a"])
     command = rebuild_command(small_dataset_dir, towers_dirs["b"], index_dir, embedded, "")
     killed = subprocess.run([sys.executable, str(REPO_ROOT / "tests" / "faults_kill_on_write.py"), marker,
@@ -182,7 +185,7 @@ def test_rebuild_past_the_file_size_limit_keeps_the_old_index_and_resumes(
     report = build_index(dataset, towers["b"], index_dir, rebuild=True, source=str(tweets_dir), progress=False)
     assert report.completed and 0 < report.embedded < 240
     assert_index_matches(index_dir, Backend("embedded"), "", reference_b, tmp_path, fresh_process=False)
-    assert not live_files.exists(), "the replaced generation was not removed"
+    assert (index_dir / "previous").resolve() == live_files, "the replaced generation is kept for roll-back"
 
 
 # In a private mount namespace: a tmpfs with room for one index and a bit; the rebuild fills it, the old index is

@@ -172,7 +172,7 @@ def ensure_index(settings: AppSettings, towers: Towers, index_dir: Path, dataset
 
     location = {"host": settings.chroma_host, "port": settings.chroma_port}
     try:
-        return open_index(index_dir, towers=towers, **location)
+        return open_index(index_dir, towers=towers, follow=True, **location)
     except IndexNotFoundError as error:
         progress(f"No index yet ({_first_line(error)}).")
         rebuild = False
@@ -185,7 +185,7 @@ def ensure_index(settings: AppSettings, towers: Towers, index_dir: Path, dataset
         try:
             progress(f"Pulling the index from {settings.index_repo} ...")
             pull_index(settings.index_repo, index_dir, api=hub_api)
-            return open_index(index_dir, towers=towers, **location)
+            return open_index(index_dir, towers=towers, follow=True, **location)
         except Exception as error:  # noqa: BLE001 - a failed pull falls back to building locally
             progress(f"Could not use the index from {settings.index_repo} ({_first_line(error)}); building it.")
             rebuild = True
@@ -197,7 +197,7 @@ def ensure_index(settings: AppSettings, towers: Towers, index_dir: Path, dataset
     except (ConnectionError, FileNotFoundError) as error:
         raise ResourceError(f"Cannot build the index: {error}") from error
     progress(f"Index built in {time.perf_counter() - started:.0f} s.")
-    return open_index(index_dir, towers=towers, **location)
+    return open_index(index_dir, towers=towers, follow=True, **location)
 
 
 def load_demo_resources(settings: AppSettings, reason: str, progress: Progress = _print_progress, *,

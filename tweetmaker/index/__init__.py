@@ -12,6 +12,7 @@ An index directory looks like::
         images/                    <sha1(tweet_id)>.jpg, downscaled copies of the tweets' images
         manifest.json              what built it, written when its build completes
     INDEX_DIR/current            symlink to the live generation; chroma, images, manifest.json: symlinks through it
+    INDEX_DIR/previous           symlink to the generation kept for ``rollback``
     INDEX_DIR/.build.lock        held by the one process that may write (Chroma is not process-safe on a directory)
 
 A build writes a new generation beside the live one and publishes it in one atomic step (``generations``), so a
@@ -26,8 +27,9 @@ answering with wrong neighbours.
 The modules, in the order a build uses them: ``layout`` (names, manifest, location, client, lock), ``generations``
 (live pointer, publishing), ``corpus`` (rows, record metadata), ``storage`` (disk checks, image copies), ``writer``
 (``IndexWriter``, the only code that writes an index), ``builder`` (``build_from`` / ``build_index``), ``reader``
-(``open_index``, ``TweetIndex``), ``tuning`` (HNSW measurements), ``remote`` (Hub push / pull), ``cli``
-(``python -m tweetmaker.index``). Importing this package loads neither chromadb nor torch.
+(``open_index``, ``TweetIndex``), ``follow`` (``FollowingIndex``: the app's reader, which moves to each newly
+published generation of its towers between requests), ``tuning`` (HNSW measurements), ``remote`` (Hub push /
+pull), ``cli`` (``python -m tweetmaker.index``). Importing this package loads neither chromadb nor torch.
 """
 
 from tweetmaker.index.builder import BuildOptions, BuildReport, build_from, build_index
@@ -43,6 +45,7 @@ from tweetmaker.index.errors import (
     StaleIndexError,
     TweetIndexError,
 )
+from tweetmaker.index.follow import FollowingIndex
 from tweetmaker.index.generations import Generation, Generations
 from tweetmaker.index.layout import (
     CHROMA_DIRNAME,
@@ -78,7 +81,8 @@ from tweetmaker.index.writer import IndexWriter
 
 __all__ = [
     "BuildOptions", "BuildReport", "CHROMA_DIRNAME", "COMPLETED_KEY", "Corpus", "DEFAULT_BATCH_SIZE",
-    "DEFAULT_HNSW", "FAILED_WRITE_ROOM_BYTES", "GENERATIONS_DIRNAME", "Generation", "Generations", "Hit",
+    "DEFAULT_HNSW", "FAILED_WRITE_ROOM_BYTES", "FollowingIndex", "GENERATIONS_DIRNAME", "Generation", "Generations",
+    "Hit",
     "IMAGES_DIRNAME", "IMAGE_MAX_SIDE", "IncompleteIndexError", "IndexDiskFullError", "IndexLocation",
     "IndexLockedError", "IndexNotFoundError", "IndexNotWritableError", "IndexUnavailableError", "IndexWriter",
     "LIVE_LINK", "LOCK_FILENAME", "MANIFEST_FILENAME", "MANIFEST_KEY", "MODALITIES", "Manifest",

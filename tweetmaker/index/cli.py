@@ -3,6 +3,7 @@
     python -m tweetmaker.index build --dataset SRC --towers DIR_OR_ID --index_dir DIR [--rebuild]
         [--chroma_host H --chroma_port P] [--collection_prefix P] [--split train] [--batch_size 256]
     python -m tweetmaker.index info --index_dir DIR [--chroma_host H --chroma_port P]
+    python -m tweetmaker.index rollback --index_dir DIR [--chroma_host H --chroma_port P]
     python -m tweetmaker.index tune --index_dir DIR [--modality image]
     python -m tweetmaker.index push --index_dir DIR --repo_id OWNER/NAME [--private]
     python -m tweetmaker.index pull --repo_id OWNER/NAME --index_dir DIR [--revision REV]
@@ -20,7 +21,9 @@ from dataclasses import asdict
 
 from tweetmaker.errors import TweetMakerError
 from tweetmaker.index.builder import BuildOptions, BuildReport, build_from
-from tweetmaker.index.layout import DEFAULT_BATCH_SIZE, MODALITIES, IndexLocation
+from tweetmaker.index.errors import IndexNotFoundError
+from tweetmaker.index.generations import Generations
+from tweetmaker.index.layout import DEFAULT_BATCH_SIZE, MODALITIES, IndexLocation, build_lock
 from tweetmaker.index.reader import open_index
 from tweetmaker.index.remote import pull_index, push_index
 from tweetmaker.index.tuning import TUNING_GRID, measure_hnsw
@@ -50,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_location(build)
     info = commands.add_parser("info", help="print an index's manifest and counts")
     _add_location(info)
+    rollback = commands.add_parser("rollback", help="make the generation kept for roll-back live again")
+    _add_location(rollback)
     tune = commands.add_parser("tune", help="measure HNSW settings (recall@10 vs exact, latency) on an index")
     _add_location(tune)
     tune.add_argument("--modality", default="image", choices=MODALITIES)
@@ -76,8 +81,11 @@ def main(argv: list[str] | None = None) -> int:
                                prefix=args.collection_prefix, require_complete=False)
             counts = {modality: index.count(modality) for modality in MODALITIES}
             print(json.dumps({"location": index.location, "generation": index.generation, "completed": index.completed,
-                              "counts": counts, "manifest": json.loads(index.manifest.to_json())}, indent=2))
+                              **_generations_info(args), "counts": counts,
+                              "manifest": json.loads(index.manifest.to_json())}, indent=2))
             index.close()
+        elif args.command == "rollback":
+            print(json.dumps(_rollback(args), indent=2))
         elif args.command == "tune":
             index = open_index(args.index_dir, host=args.chroma_host, port=args.chroma_port,
                                prefix=args.collection_prefix)
@@ -107,3 +115,45 @@ def _build(args: argparse.Namespace) -> BuildReport:
     options = BuildOptions(split=args.split, rebuild=args.rebuild, batch_size=args.batch_size,
                            max_batches=args.max_batches, progress=not args.no_progress)
     return build_from(dataset, towers, location, options, source=args.dataset, revision=args.revision)
+
+
+def _location(args: argparse.Namespace) -> IndexLocation:
+    return IndexLocation(args.index_dir, args.chroma_host, args.chroma_port, args.collection_prefix)
+
+
+def _generations_info(args: argparse.Namespace) -> dict:
+    """When the live generation was published and what is kept beside it (for ``info``)."""
+    store = Generations(_location(args))
+    try:
+        live = store.live()
+        previous = store.previous()
+        kept = store.retained(live)
+        return {
+            "published_at": store.published_at() if live is not None and live.id is not None else None,
+            "rollback_to": previous.id if previous is not None else None,
+            "kept": [{"generation": generation.id,
+                      "why": "roll-back" if previous is not None and generation.id == previous.id else "in use"}
+                     for generation in kept],
+            "unfinished": [generation.id for generation in store.unpublished(live)],
+        }
+    finally:
+        store.close()
+
+
+def _rollback(args: argparse.Namespace) -> dict:
+    """Publish the generation kept for roll-back again; the one it replaces is kept in its place."""
+    location = _location(args)
+    with build_lock(location.index_dir):
+        store = Generations(location)
+        try:
+            live, previous = store.live(), store.previous()
+            if previous is None:
+                raise IndexNotFoundError(
+                    f"The index at {location.describe()} keeps no earlier generation to roll back to (one is kept "
+                    "when a build publishes a new generation)."
+                )
+            store.publish(previous)
+            return {"location": location.describe(), "generation": previous.id,
+                    "rolled_back_from": live.id if live is not None else None, "published_at": store.published_at()}
+        finally:
+            store.close()

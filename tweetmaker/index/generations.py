@@ -18,8 +18,12 @@ Indexes written before generations, and copies pushed to the Hub, have the flat 
 manifest.json; collections named ``<prefix><modality>``). They are read as they are, as the generation whose id is
 None, and replaced by a generation at their next rebuild.
 
-Between builds at most two generations exist: the live one and one unfinished build, which the next build with the
-same manifest resumes and any other build that writes removes.
+Publishing keeps the generation it replaces, for a quick roll-back (``INDEX_DIR/previous``, or the pointer's
+``previous`` on a server; ``rollback`` publishes it again), and removes every other one that no reader uses. A reader
+that follows generations (``follow.FollowingIndex``) marks the one it serves with a file under
+``generations/<id>/readers/``; a generation so marked by a running process is left for a later writer to remove.
+Between builds at most the live one, the previous one, generations readers still serve, and one unfinished build
+exist; the next build with the same manifest resumes the unfinished one and any other build that writes removes it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -58,6 +63,8 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
 _GENERATION_ID = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{6}$")
+PREVIOUS_LINK = "previous"  # INDEX_DIR/previous -> generations/<id>: the generation kept for a roll-back
+READERS_DIRNAME = "readers"  # generations/<id>/readers/<host>-<pid>-<token>: a process serving that generation
 
 
 def new_generation_id() -> str:
@@ -163,9 +170,107 @@ class Generations:
             return Generation(None, index_dir)
         return None
 
-    def unpublished(self, live: Generation | None = None) -> list[Generation]:
-        """The generations that are not live, oldest first: an unfinished build, or one a crash left behind."""
+    def live_marker(self) -> str | None:
+        """What names the live generation, read in one cheap step (a link, or the pointer's metadata): a reader that
+        follows generations compares it with what it serves. None when nothing was published."""
+        index_dir = self.location.index_dir
+        if self.location.embedded:
+            with contextlib.suppress(OSError):
+                return os.readlink(index_dir / LIVE_LINK)
+            return "flat" if (index_dir / CHROMA_DIRNAME).is_dir() else None
+        return str(self.pointer().get("generation") or "flat")
+
+    def pointer(self) -> dict:
+        """The metadata of a server's pointer collection ({} when there is none, or embedded)."""
+        if self.location.embedded:
+            return {}
+        from chromadb.errors import NotFoundError
+
+        with contextlib.suppress(NotFoundError, ValueError):
+            client = self.client(Generation(None, self.location.index_dir))
+            return dict(client.get_collection(self.location.prefix + POINTER_COLLECTION).metadata or {})
+        return {}
+
+    def published_at(self) -> str | None:
+        """When the live generation was published (UTC, ISO 8601), or None when not known."""
+        if not self.location.embedded:
+            return self.pointer().get("published_at")
+        link = self.location.index_dir / LIVE_LINK
+        with contextlib.suppress(OSError):
+            return datetime.fromtimestamp(os.lstat(link).st_mtime, timezone.utc).isoformat(timespec="seconds")
+        return None
+
+    def previous(self) -> Generation | None:
+        """The complete generation kept for a roll-back, or None."""
+        if self.location.embedded:
+            with contextlib.suppress(OSError):
+                generation_id = Path(os.readlink(self.location.index_dir / PREVIOUS_LINK)).name
+                if _GENERATION_ID.match(generation_id):
+                    generation = self.generation(generation_id)
+                    if generation.manifest_file is not None and generation.manifest_file.is_file():
+                        return generation
+            return None
+        generation_id = str(self.pointer().get("previous") or "")
+        if not _GENERATION_ID.match(generation_id):
+            return None
+        generation = self.generation(generation_id)
+        state = self.state(generation)
+        return generation if state is not None and state[1] else None
+
+    # ------------------------------------------------------------------------------------------- readers
+
+    def add_reader(self, generation: Generation) -> Path | None:
+        """Mark ``generation`` as served by this process (removed by ``remove_reader``); None where no marker fits."""
+        if generation.id is None or generation.root is None or not generation.root.is_dir():
+            return None
+        marker = generation.root / READERS_DIRNAME / f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        with contextlib.suppress(OSError):
+            marker.parent.mkdir(exist_ok=True)
+            marker.touch()
+            return marker
+        return None
+
+    @staticmethod
+    def remove_reader(marker: Path | None) -> None:
+        if marker is not None:
+            with contextlib.suppress(OSError):
+                marker.unlink()
+
+    def in_use(self, generation: Generation) -> bool:
+        """Whether a running process serves ``generation`` (markers of processes that ended are removed)."""
+        if generation.root is None or generation.id is None:
+            return False
+        folder = generation.root / READERS_DIRNAME
+        if not folder.is_dir():
+            return False
+        used = False
+        host = socket.gethostname()
+        for marker in folder.iterdir():
+            name, _, rest = marker.name.rpartition("-")[0].rpartition("-")
+            if name != host or not rest.isdigit() or _process_runs(int(rest)):
+                used = True  # another machine's reader cannot be checked: it counts as running
+            else:
+                marker.unlink(missing_ok=True)
+        return used
+
+    def retained(self, live: Generation | None = None) -> list[Generation]:
+        """The complete generations kept beside the live one: the previous one, and those readers still serve."""
         live = live if live is not None else self.live()
+        previous = self.previous()
+        kept = [previous] if previous is not None and (live is None or previous.id != live.id) else []
+        for generation in self._other_ids(live):
+            if generation not in kept and self.in_use(generation):
+                kept.append(generation)
+        return kept
+
+    def unpublished(self, live: Generation | None = None) -> list[Generation]:
+        """The generations that are not live nor kept (``retained``), oldest first: an unfinished build, or one a
+        crash left behind."""
+        live = live if live is not None else self.live()
+        kept = {generation.id for generation in self.retained(live)}
+        return [generation for generation in self._other_ids(live) if generation.id not in kept]
+
+    def _other_ids(self, live: Generation | None) -> list[Generation]:
         ids: set[str] = set()
         parent = None if self.location.index_dir is None else self.location.index_dir / GENERATIONS_DIRNAME
         if parent is not None and parent.is_dir():
@@ -211,8 +316,12 @@ class Generations:
         Its files are flushed to disk first (its database closed), so the step commits data that is on disk.
         """
         previous = self.live()
+        keep = previous if previous is not None and previous.id is not None and previous.id != generation.id else None
         replaced = [other for other in [previous, *self.unpublished(previous)]
-                    if other is not None and other.id != generation.id]
+                    if other is not None and other.id != generation.id and other != keep]
+        old_previous = self.previous()
+        if old_previous is not None and old_previous.id not in (generation.id, getattr(keep, "id", None)):
+            replaced.append(old_previous)
         self.release(generation)
         if generation.root is not None and generation.root.is_dir():
             fsync_tree(generation.root)
@@ -221,16 +330,23 @@ class Generations:
 
             client = self.client(generation)
             name = self.location.prefix + POINTER_COLLECTION
-            metadata = {"generation": generation.id, "published_at": datetime.now(timezone.utc).isoformat()}
+            metadata = {"generation": generation.id, "published_at": datetime.now(timezone.utc).isoformat(),
+                        "previous": keep.id if keep is not None else ""}
             try:
                 client.get_collection(name).modify(metadata=metadata)
             except (NotFoundError, ValueError):
                 client.create_collection(name, metadata=metadata, embedding_function=None)
         if generation.root is not None and generation.root.is_dir():
             _replace_with_symlink(self.location.index_dir / LIVE_LINK, f"{GENERATIONS_DIRNAME}/{generation.id}")
+            previous_link = self.location.index_dir / PREVIOUS_LINK  # a kill before this keeps the older one
+            if keep is not None:
+                _replace_with_symlink(previous_link, f"{GENERATIONS_DIRNAME}/{keep.id}")
+            else:
+                previous_link.unlink(missing_ok=True)
             self.link_live_entries()
         for other in replaced:
-            self.discard(other)
+            if not self.in_use(other):  # a reader still serves it: a later writer removes it
+                self.discard(other)
 
     def link_live_entries(self) -> None:
         """INDEX_DIR/chroma, images and manifest.json become symlinks through ``current``, so the flat layout's paths
@@ -321,3 +437,13 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

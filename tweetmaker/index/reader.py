@@ -49,7 +49,10 @@ def _server_answers(method):
     """
     @functools.wraps(method)
     def wrapped(self: TweetIndex, *args: Any, **kwargs: Any):
+        import sqlite3
+
         import httpx  # chromadb's HTTP client; imported here to keep `import tweetmaker.index` cheap
+        from chromadb.errors import ChromaError
 
         try:
             return method(self, *args, **kwargs)
@@ -57,6 +60,11 @@ def _server_answers(method):
             raise IndexUnavailableError(
                 f"The Chroma server at {self.location} did not answer ({type(error).__name__}: {error}). "
                 "It may be restarting: try again in a moment."
+            ) from error
+        except (ChromaError, sqlite3.Error) as error:  # e.g. a collection removed under a reader that kept it open
+            raise IndexUnavailableError(
+                f"The index at {self.location} could not answer ({type(error).__name__}: {error}). It may have "
+                "been replaced by a new build: try again in a moment."
             ) from error
     return wrapped
 
@@ -194,6 +202,8 @@ def open_index(
     prefix: str = "",
     towers: Towers | None = None,
     require_complete: bool = True,
+    follow: bool = False,
+    check_interval: float = 2.0,
 ) -> TweetIndex:
     """Open the live generation of a built index for reading (the app's entry point).
 
@@ -201,7 +211,16 @@ def open_index(
     given, that those towers built it; raises ``IndexNotFoundError`` / ``StaleIndexError`` with a message that says
     what to run. ``index_dir`` is still where the images are in server mode. With ``require_complete=False`` an index
     whose first build was interrupted is opened as it is (``info`` shows it).
+
+    With ``follow=True`` the answer is a ``follow.FollowingIndex``: the same interface, and it moves to a newly
+    published (or rolled back) generation built by the same towers, between calls (checked at most every
+    ``check_interval`` seconds).
     """
+    if follow:
+        from tweetmaker.index.follow import FollowingIndex
+
+        return FollowingIndex(index_dir, host=host, port=port, prefix=prefix, towers=towers,
+                              check_interval=check_interval)
     location = IndexLocation(index_dir, host, port, prefix)
     where = location.describe()
     if location.embedded and location.index_dir is None:
@@ -209,6 +228,7 @@ def open_index(
     store = Generations(location)
     try:
         generation = store.live()
+        published = generation is not None
         if generation is None:
             unfinished = store.unpublished()
             if not unfinished:
@@ -216,7 +236,9 @@ def open_index(
             if require_complete:
                 raise _incomplete(where)
             generation = unfinished[-1]
-        if location.embedded and is_locked(location.index_dir):
+        # A published generation is never written again (a build writes its own new one): only the flat layout of
+        # earlier versions may be written in place by a running build.
+        if location.embedded and (generation.id is None or not published) and is_locked(location.index_dir):
             raise IndexLockedError(f"The index at {where} is being built right now; open it when the build ends.")
         collections = store.collections(generation)
         for modality in MODALITIES:

@@ -56,7 +56,8 @@ def launch_demo(demo: gr.Blocks, resources: Resources, *, prevent_thread_lock: b
     """Launch with the app's limits: a bounded queue, an upload size cap, and only the index's images served."""
     settings = resources.settings
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.max_concurrency)
-    allowed = [str(resources.index.index_dir / "images")] if resources.index.index_dir is not None else []
+    # INDEX_DIR/images names the live generation's copies; generations/ also holds those of one adopted later.
+    allowed = [str(resources.index.index_dir / p) for p in ("images", "generations") if resources.index.index_dir]
     allowed += [str(model.index.index_dir / "images") for model in resources.models[1:] if model.index.index_dir]
     options = {
         "server_name": settings.host,
