@@ -10,6 +10,10 @@ randomly initialised CLIP base offline (tokenizer included) for tests, benchmark
 
     python -m tweetmaker.towers tiny --output_dir DIR
     python -m tweetmaker.towers info SOURCE
+    python -m tweetmaker.towers export --towers DIR --backend onnx-int8
+
+``load_towers(..., backend=...)`` serves the towers with another inference backend (ONNX Runtime, int8): see
+``tweetmaker.inference``; the towers' identity, preprocessing and encode interface stay the same.
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ TOWER_NAMES = ("image", "text", "hashtag")
 TOWERS_FILE = "towers.json"
 TOWERS_FORMAT = "tweetmaker-towers"
 DEFAULT_BASE_MODEL = "openai/clip-vit-base-patch32"
-# Files worth fetching from a Hub repo: configs, tokenizer files and safetensors weights (never pickles).
-_HUB_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*/*.json", "*/*.txt", "*/*.safetensors", "*.md"]
+# Files worth fetching from a Hub repo: configs, tokenizer files and safetensors weights (never pickles), plus the
+# ONNX exports pushed with the towers (tweetmaker.inference; ``*`` also matches "/" in these patterns).
+_HUB_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*/*.json", "*/*.txt", "*/*.safetensors", "*.md", "*.onnx"]
 
 
 class TowersError(InvalidInputError):
@@ -111,6 +116,8 @@ class TowersModule(nn.Module):
 
 class Towers:
     """Image, text and hashtag towers with their processor/tokenizer and one encode interface."""
+
+    backend = "torch"  # the inference backend (tweetmaker.inference); never part of the identity
 
     def __init__(
         self,
@@ -335,8 +342,15 @@ def load_towers(
     revision: str | None = None,
     token: str | None = None,
     device: str | torch.device | None = None,
+    backend: str | None = "torch",
+    cache_dir: str | Path | None = None,
 ) -> Towers:
-    """Load trained towers (a directory or Hub repo with ``towers.json``); a plain CLIP base is split instead."""
+    """Load trained towers (a directory or Hub repo with ``towers.json``); a plain CLIP base is split instead.
+
+    ``backend`` picks the inference backend (``tweetmaker.inference.BACKENDS``; ``"auto"`` is the device's default,
+    ``DEFAULT_CPU_BACKEND`` on a CPU). ONNX exports are cached beside local towers, else under ``cache_dir``
+    (default ``tweetmaker.inference.default_cache_dir()``), and made on the first load only.
+    """
     from transformers import (
         AutoImageProcessor,
         AutoTokenizer,
@@ -344,32 +358,41 @@ def load_towers(
         CLIPVisionModelWithProjection,
     )
 
+    from tweetmaker import inference
+
+    backend = inference.resolve_backend(backend, device)
     local, resolved = resolve_source(source, revision, token)
+    beside = Path(source).expanduser().is_dir()  # a Hub download's folder belongs to the Hub cache: export elsewhere
     manifest_file = local / TOWERS_FILE
     if not manifest_file.is_file():
         if (local / "config.json").is_file():
-            return build_towers_from_base(local if Path(source).is_dir() else source, revision, token, device)
+            towers = build_towers_from_base(local if beside else source, revision, token, device)
+            return inference.apply_backend(towers, backend, local, cache_dir, beside)
         raise TowersError(f"{source} holds neither trained towers ({TOWERS_FILE}) nor a CLIP checkpoint")
     manifest = json.loads(manifest_file.read_text())
     missing = [name for name in TOWER_NAMES if not (local / name / "config.json").is_file()]
     if missing:
         raise TowersError(f"{source} is missing the tower folder(s) {missing}")
-    kwargs = {"use_safetensors": True, "dtype": torch.float32}
-    image_model = CLIPVisionModelWithProjection.from_pretrained(local / "image", **kwargs)
-    text_model = CLIPTextModelWithProjection.from_pretrained(local / "text", **kwargs)
-    hashtag_model = CLIPTextModelWithProjection.from_pretrained(local / "hashtag", **kwargs)
-    image_processor = AutoImageProcessor.from_pretrained(local / "image")
-    tokenizer = AutoTokenizer.from_pretrained(local / "text")
     identity = {
         # Only the towers count: a training output folder may also hold checkpoints.
         **_identity(source, local, resolved, TOWER_NAMES),
         "kind": "towers",
         "base_model": manifest.get("base_model"),
     }
-    return Towers(
+    exported = inference.find_export(local, identity, backend, cache_dir) if inference.is_onnx(backend) else None
+    if exported is not None:  # no torch weights needed: faster start, less memory
+        return inference.onnx_towers(exported, backend, local, identity, manifest.get("logit_scale"))
+    kwargs = {"use_safetensors": True, "dtype": torch.float32}
+    image_model = CLIPVisionModelWithProjection.from_pretrained(local / "image", **kwargs)
+    text_model = CLIPTextModelWithProjection.from_pretrained(local / "text", **kwargs)
+    hashtag_model = CLIPTextModelWithProjection.from_pretrained(local / "hashtag", **kwargs)
+    image_processor = AutoImageProcessor.from_pretrained(local / "image")
+    tokenizer = AutoTokenizer.from_pretrained(local / "text")
+    towers = Towers(
         image_model, text_model, hashtag_model, image_processor, tokenizer,
         identity=identity, device=device, logit_scale=manifest.get("logit_scale"),
     )
+    return inference.apply_backend(towers, backend, local, cache_dir, beside)
 
 
 # -- a tiny CLIP made offline ----------------------------------------------------------------------------------------
@@ -541,10 +564,24 @@ def main(argv: list[str] | None = None) -> int:
     info = commands.add_parser("info", help="load towers (or a CLIP base) and print their identity")
     info.add_argument("source")
     info.add_argument("--revision", default=None)
+    export = commands.add_parser("export", help="write the ONNX export of saved towers for a backend (made once)")
+    export.add_argument("--towers", required=True, help="directory of saved towers (towers.json)")
+    export.add_argument("--backend", default="auto", help="onnx or onnx-int8 (default auto: the CPU default)")
+    export.add_argument("--cache_dir", default=None, help="where to write if the towers' directory is read-only")
     args = parser.parse_args(argv)
     if args.command == "tiny":
         options = {key: getattr(args, key) for key in TINY_DEFAULTS}
         print(write_tiny_clip(args.output_dir, **options))
+        return 0
+    if args.command == "export":
+        from tweetmaker.errors import TweetMakerError
+        from tweetmaker.inference import export_backend
+
+        try:
+            print(export_backend(args.towers, args.backend, args.cache_dir) or f"{args.backend}: nothing to export")
+        except TweetMakerError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         return 0
     towers = load_towers(args.source, revision=args.revision, device="cpu")
     summary = {"embedding_dim": towers.embedding_dim, "max_text_length": towers.max_text_length, **towers.identity}

@@ -1,0 +1,89 @@
+"""The names of the inference backends, the default per device, and what a machine gives them (cores, runtimes)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from tweetmaker.errors import InvalidInputError
+
+BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8")
+AUTO = "auto"  # the device's default: DEFAULT_CPU_BACKEND on a CPU, torch on a GPU
+# Chosen by measurement (issue 13). Provisional ratios, taken interleaved on 2 shared, busy CPU cores (load 5-9);
+# benchmarks/run.py reports the final ones. Batch-of-one encode latency at ViT-B/32 shapes vs fp32 torch, one
+# thread each (`python -m tweetmaker.inference.compare latency --threads 1`): onnx 0.47-0.54x (text) and
+# 0.43-0.50x (image); onnx-int8 0.15-0.17x and 0.18x; torch-int8 0.22x and 0.25x. With two threads on the busy
+# cores torch's spinning OpenMP pool collapsed (0.9-1.9 s a forward) while onnx took 30 ms (text) and 74 ms (image).
+# Top-10 agreement with fp32 on the twin with trained towers (`compare agreement`; index rebuilt by the backend /
+# built by fp32 torch): onnx 1.000 / 1.000 with every quality figure equal; onnx-int8 0.68-0.74 / 0.77-0.89 and
+# torch-int8 0.54-0.59 / 0.70-0.83, although their quality figures stay within 0.01: the twin's top-10 scores sit a
+# median 0.0015 apart, and int8's error (cosine ~0.9999 to fp32) reorders them. Only onnx meets the bar (>= 95% of
+# positions, every figure within 0.01), so it is the CPU default; the int8 backends stay selectable for speed.
+DEFAULT_CPU_BACKEND = "onnx"
+# The backends measured to meet the bar on the twin (tests/test_backends.py holds them to it).
+MEETS_AGREEMENT_BAR = ("torch", "onnx")
+THREADS_ENV = "TWEETMAKER_THREADS"
+
+
+class BackendError(InvalidInputError):
+    """An inference backend that cannot be used as asked (unknown name, wrong device, missing runtime)."""
+
+
+def check_backend(name: str) -> str:
+    """``name`` if it is one of ``BACKENDS``, else a ``BackendError`` that lists the choices."""
+    if name not in BACKENDS:
+        raise BackendError(
+            f"Unknown inference backend {name!r}; choose one of {', '.join(BACKENDS)} (or {AUTO!r} for the "
+            f"device's default: {DEFAULT_CPU_BACKEND} on a CPU, torch on a GPU)."
+        )
+    return name
+
+
+def default_backend(device: str | torch.device | None = None) -> str:
+    """What ``auto`` picks: ``DEFAULT_CPU_BACKEND`` on a CPU, fp32 torch on a GPU (int8 and ONNX Runtime's CPU
+    provider are CPU speed-ups; on a GPU the eager forward is already fast and keeps the GPU's precision choices)."""
+    from tweetmaker.towers import default_device
+
+    device = torch.device(device) if device is not None else default_device()
+    return DEFAULT_CPU_BACKEND if device.type == "cpu" else "torch"
+
+
+def resolve_backend(name: str | None, device: str | torch.device | None = None) -> str:
+    """A backend name (``None`` or ``auto``: the device's default), checked against the device."""
+    backend = default_backend(device) if name in (None, AUTO) else check_backend(str(name))
+    if backend != "torch" and device is not None and torch.device(device).type != "cpu":
+        raise BackendError(f"The {backend} backend runs on the CPU only; use the torch backend on {device}.")
+    return backend
+
+
+def is_onnx(backend: str) -> bool:
+    return backend.startswith("onnx")
+
+
+def available_cores() -> int:
+    """CPU cores this process may use: its affinity mask, capped by a cgroup v2 CPU quota (containers, Spaces) and
+    by ``$TWEETMAKER_THREADS`` (e.g. cores / processes when several share a machine)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    with contextlib.suppress(ValueError):
+        cores = min(cores, int(os.environ.get(THREADS_ENV) or cores))
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    return max(1, cores)
+
+
+def require_runtime(export: bool = False) -> None:
+    """A clear error when ONNX Runtime (or, to export, onnx and onnxscript) is not installed."""
+    for module in ["onnxruntime"] + (["onnx", "onnxscript"] if export else []):
+        try:
+            __import__(module)
+        except ImportError as error:
+            raise BackendError(
+                f"The ONNX backends need {module} ({error}): `pip install -r requirements.txt`, "
+                "or use the torch backend."
+            ) from error
