@@ -56,9 +56,11 @@ def launch_demo(demo: gr.Blocks, resources: Resources, *, prevent_thread_lock: b
     """Launch with the app's limits: a bounded queue, an upload size cap, and only the index's images served."""
     settings = resources.settings
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.max_concurrency)
-    # INDEX_DIR/images names the live generation's copies; generations/ also holds those of one adopted later.
-    allowed = [str(resources.index.index_dir / p) for p in ("images", "generations") if resources.index.index_dir]
-    allowed += [str(model.index.index_dir / "images") for model in resources.models[1:] if model.index.index_dir]
+    # Only image folders, never a generation as a whole (it holds the Chroma database). Gradio resolves symlinks at
+    # each request, so INDEX_DIR/images follows the live generation as builds publish new ones; the folder of the
+    # generation served at launch stays allowed too, for as long as the app keeps serving it.
+    allowed = sorted({str(path) for model in resources.models if model.index.index_dir is not None
+                      for path in (model.index.index_dir / "images", model.index.images_dir) if path is not None})
     options = {
         "server_name": settings.host,
         "server_port": settings.port,
