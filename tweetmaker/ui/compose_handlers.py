@@ -61,6 +61,20 @@ def intent_html(url: str | None) -> str:
             "Open in X / Twitter with this text</a>")
 
 
+
+_RESULT_ARGS = """hide_weak: Leave out results scoring well below the best one.
+            k: How many images and similar tweets to return, 1 to 50.
+            engagement: 0 to 1: favour tweets with many likes and retweets.
+            recency: 0 to 1: favour recent tweets.
+            diversity: 0 to 1: avoid near-duplicate results."""
+
+
+def _with_result_args(function):
+    """MCP describes each tool by its own docstring; the argument lines the endpoints share are written once here."""
+    function.__doc__ = function.__doc__.replace("{result_args}", _RESULT_ARGS)
+    return function
+
+
 class ComposeHandler:
     """The Compose endpoints, bound to the resources loaded at start and the feedback log (None: off)."""
 
@@ -71,6 +85,7 @@ class ComposeHandler:
 
     # -- API endpoints -------------------------------------------------------------------------------------------
     @user_errors
+    @_with_result_args
     def compose(self, draft: str, image: str | None = None, not_text: str = "", tweet: str = "",
                 hide_weak: bool = False, k: int = DEFAULT_K, engagement: float = 0.0, recency: float = 0.0,
                 diversity: float = 0.0):
@@ -82,11 +97,7 @@ class ComposeHandler:
             image: Optional image the tweet is about (a file); searched together with the draft.
             not_text: Optional text to steer away from, e.g. "blue" to see fewer blue images ("" for none).
             tweet: Optional id of a corpus tweet: narrow the results to what its image shows ("" for none).
-            hide_weak: Leave out results scoring well below the best one.
-            k: How many images and similar tweets to return, 1 to 50.
-            engagement: 0 to 1: favour tweets with many likes and retweets.
-            recency: 0 to 1: favour recent tweets.
-            diversity: 0 to 1: avoid near-duplicate results.
+            {result_args}
 
         Returns:
             The images (with captions), and a JSON answer: images, hashtags, similar_tweets, preview, notes, share.
@@ -110,6 +121,7 @@ class ComposeHandler:
         return items, answer
 
     @user_errors
+    @_with_result_args
     def more_like_this(self, tweet: str, draft: str = "", not_text: str = "", hide_weak: bool = False,
                        k: int = DEFAULT_K, engagement: float = 0.0, recency: float = 0.0, diversity: float = 0.0):
         """More like one corpus tweet: images, hashtags and similar tweets near that tweet's image (its stored
@@ -119,11 +131,7 @@ class ComposeHandler:
             tweet: Id of a corpus tweet, as returned with every result (e.g. by the compose tool).
             draft: Optional draft to mix in ("" for none).
             not_text: Optional text to steer away from ("" for none).
-            hide_weak: Leave out results scoring well below the best one.
-            k: How many images and similar tweets to return, 1 to 50.
-            engagement: 0 to 1: favour tweets with many likes and retweets.
-            recency: 0 to 1: favour recent tweets.
-            diversity: 0 to 1: avoid near-duplicate results.
+            {result_args}
 
         Returns:
             The images (with captions), and the same JSON answer as the compose tool.
