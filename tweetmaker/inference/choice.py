@@ -13,16 +13,20 @@ from tweetmaker.errors import InvalidInputError
 
 BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8")
 AUTO = "auto"  # the device's default: DEFAULT_CPU_BACKEND on a CPU, torch on a GPU
-# Chosen by measurement (issue 13). Provisional ratios, taken interleaved on 2 shared, busy CPU cores (load 5-9);
-# benchmarks/run.py reports the final ones. Batch-of-one encode latency at ViT-B/32 shapes vs fp32 torch, one
-# thread each (`python -m tweetmaker.inference.compare latency --threads 1`): onnx 0.47-0.54x (text) and
-# 0.43-0.50x (image); onnx-int8 0.15-0.17x and 0.18x; torch-int8 0.22x and 0.25x. With two threads on the busy
-# cores torch's spinning OpenMP pool collapsed (0.9-1.9 s a forward) while onnx took 30 ms (text) and 74 ms (image).
-# Top-10 agreement with fp32 on the twin with trained towers (`compare agreement`; index rebuilt by the backend /
-# built by fp32 torch): onnx 1.000 / 1.000 with every quality figure equal; onnx-int8 0.68-0.74 / 0.77-0.89 and
-# torch-int8 0.54-0.59 / 0.70-0.83, although their quality figures stay within 0.01: the twin's top-10 scores sit a
-# median 0.0015 apart, and int8's error (cosine ~0.9999 to fp32) reorders them. Only onnx meets the bar (>= 95% of
-# positions, every figure within 0.01), so it is the CPU default; the int8 backends stay selectable for speed.
+# Chosen by measurement (issue 13). Provisional ratios, taken interleaved on 2 CPU cores shared with other work;
+# benchmarks/run.py reports the final ones. Batch-of-one encode latency at ViT-B/32 shapes vs fp32 torch
+# (`python -m tweetmaker.inference.compare latency --towers DIR [--threads 1]`), text / image:
+#   onnx       0.55x / 0.47-0.51x   (18.5 vs 32.9 ms and 61.6 vs 122 ms at 1 thread, load average ~3)
+#   onnx-int8  0.17-0.22x / 0.18-0.20x
+#   torch-int8 0.24-0.32x / 0.24-0.26x
+# (On busier cores, load 5-9, torch's two-thread OpenMP pool collapsed to 0.9-1.9 s a forward; onnx stayed at 30 and
+# 74 ms.) Top-10 agreement with fp32 on the twin with trained towers (`compare agreement`), index rebuilt by the
+# backend / built by fp32 torch: onnx 1.000 / 1.000, all 15 quality figures equal; onnx-int8 0.68-0.74 / 0.77-0.89
+# and torch-int8 0.54-0.59 / 0.70-0.83, though their quality figures stay within 0.01 (torch-int8's text->image
+# recall@10 at exactly 0.01): the twin's top-10 scores sit a median 0.0015 apart, and int8's error (cosine ~0.9999
+# to fp32) reorders them. Per-channel weights (0.70-0.90), layer groups kept in fp32 (at most 0.92) and 8-bit
+# weight-only MatMulNBits (0.92-0.97, and slower than fp32) did not reach 0.95 either. Only onnx meets the bar (>= 95% of positions, every figure
+# within 0.01), so it is the CPU default; the int8 backends stay selectable where speed matters more than order.
 DEFAULT_CPU_BACKEND = "onnx"
 # The backends measured to meet the bar on the twin (tests/test_backends.py holds them to it).
 MEETS_AGREEMENT_BAR = ("torch", "onnx")
