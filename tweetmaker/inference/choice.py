@@ -25,8 +25,9 @@ AUTO = "auto"  # the device's default: DEFAULT_CPU_BACKEND on a CPU, torch on a 
 # and torch-int8 0.54-0.59 / 0.70-0.83, though their quality figures stay within 0.01 (torch-int8's text->image
 # recall@10 at exactly 0.01): the twin's top-10 scores sit a median 0.0015 apart, and int8's error (cosine ~0.9999
 # to fp32) reorders them. Per-channel weights (0.70-0.90), layer groups kept in fp32 (at most 0.92) and 8-bit
-# weight-only MatMulNBits (0.92-0.97, and slower than fp32) did not reach 0.95 either. Only onnx meets the bar (>= 95% of positions, every figure
-# within 0.01), so it is the CPU default; the int8 backends stay selectable where speed matters more than order.
+# weight-only MatMulNBits (0.92-0.97, and slower than fp32) did not reach 0.95 either. Only onnx meets the bar
+# (>= 95% of positions, every figure within 0.01), so it is the CPU default; the int8 backends stay selectable
+# where speed matters more than exact order.
 DEFAULT_CPU_BACKEND = "onnx"
 # The backends measured to meet the bar on the twin (tests/test_backends.py holds them to it).
 MEETS_AGREEMENT_BAR = ("torch", "onnx")
