@@ -6,6 +6,7 @@ synthetic twin, and the Hub stand-in (tests/hub_fake.py) for the pull: nothing e
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,56 @@ def test_compare_towers_that_cannot_be_loaded_stop_the_start_with_a_clear_error(
     with pytest.raises(ResourceError, match="Could not load --compare_towers"):
         _start(dataset_dir, tmp_path, [], towers=_towers_dir(towers["a"]),
                compare_towers=str(tmp_path / "no-towers-here"))
+
+
+# --------------------------------------------------------------------------------------------- Hub metrics files
+
+RESULTS = {"before": {"text_to_image": {"recall@10": 0.125, "mrr": 0.05}},
+           "after": {"text_to_image": {"recall@10": 0.5, "mrr": 0.25}},
+           "train": {"optimizer_steps": 12, "epochs": 2, "global_batch_size": 8}}
+
+
+def _push_towers(hub, towers, repo_id: str, tmp_path: Path, *, with_run_files: bool) -> None:
+    import shutil
+
+    from PIL import Image
+
+    from tweetmaker.hub import upload_folder_to_hub
+
+    folder = tmp_path / repo_id.replace("/", "--")
+    shutil.copytree(_towers_dir(towers), folder)
+    if with_run_files:
+        (folder / "all_results.json").write_text(json.dumps(RESULTS), encoding="utf-8")
+        Image.new("RGB", (40, 20), "white").save(folder / "loss.png")
+    upload_folder_to_hub(folder, repo_id, "model", api=hub)
+
+
+def test_metrics_of_towers_from_the_hub_are_downloaded_and_shown(towers, dataset_dir, fake_hub, tmp_path):
+    from fnmatch import fnmatch
+
+    from tweetmaker.ui import about_markdown, build_demo
+
+    _push_towers(fake_hub, towers["a"], "someone/towers", tmp_path, with_run_files=True)
+    _push_towers(fake_hub, towers["b"], "someone/older-towers", tmp_path, with_run_files=False)
+    resources = _start(dataset_dir, tmp_path, [], hub_api=fake_hub, towers="someone/towers",
+                       compare_towers="someone/older-towers")
+    try:
+        main, compared = resources.models
+        assert [model.label for model in resources.models] == ["someone/towers", "someone/older-towers"]
+        for download in fake_hub.calls_named("snapshot_download"):
+            patterns = download["allow_patterns"]
+            assert any(fnmatch("all_results.json", p) for p in patterns)
+            assert any(fnmatch("loss.png", p) for p in patterns)
+        assert main.results["after"] == RESULTS["after"] and main.loss_plot.is_file()
+        assert compared.results == {} and compared.loss_plot is None
+        text = about_markdown(resources)
+        main_part, compared_part = text.split("### Compared with")
+        assert "| text_to_image recall@10 | 0.1250 | **0.5000** |" in main_part
+        assert "| text_to_image mrr | 0.0500 | **0.2500** |" in main_part
+        assert "12 optimizer steps" in main_part
+        assert "Training metrics: not recorded" in compared_part
+        page = json.dumps(build_demo(resources).get_config_file(), default=str)
+        assert "Loss plot: not recorded." in page  # the compared towers' run left no loss.png
+        assert page.count("Training loss") == 1  # the main one's is shown as an image
+    finally:
+        resources.close()

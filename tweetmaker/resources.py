@@ -132,14 +132,15 @@ def load_resources(settings: AppSettings, progress: Progress = _print_progress, 
                    ) -> Resources:
     """Load towers and index per ``settings``, falling back to the synthetic offline demo when needed.
 
-    ``hub_api`` replaces ``huggingface_hub.HfApi`` for pulling the index (tests pass a stand-in)."""
+    ``hub_api`` replaces ``huggingface_hub.HfApi`` for downloading towers and pulling the index (tests pass a
+    stand-in)."""
     from tweetmaker.towers import load_towers
 
     if settings.demo:
         return load_demo_resources(settings, "It was asked for with --demo.", progress)
     try:
         progress(f"Loading towers from {settings.towers} ...")
-        towers = load_towers(settings.towers, revision=settings.towers_revision)
+        towers = load_towers(settings.towers, revision=settings.towers_revision, api=hub_api)
     except Exception as error:  # noqa: BLE001 - any failure to get towers from the Hub means: offline demo
         if is_local_source(settings.towers):
             raise ResourceError(f"Could not load towers from {settings.towers!r}: {error}") from error
@@ -265,7 +266,7 @@ def load_compare_model(settings: AppSettings, main: LoadedModel, dataset: str, p
         if spec == COMPARE_BASE:
             towers = load_model(COMPARE_BASE, reference=main.towers)
         else:
-            towers = load_towers(spec, revision=settings.compare_towers_revision)
+            towers = load_towers(spec, revision=settings.compare_towers_revision, api=hub_api)
     except Exception as error:  # noqa: BLE001 - asked for explicitly: say why it cannot be had, never serve less
         raise ResourceError(f"Could not load --compare_towers {spec!r}: {_first_line(error)}") from error
     source = str(towers.identity.get("source") or spec) if spec == COMPARE_BASE else spec

@@ -41,8 +41,10 @@ TOWERS_FILE = "towers.json"
 TOWERS_FORMAT = "tweetmaker-towers"
 DEFAULT_BASE_MODEL = "openai/clip-vit-base-patch32"
 # Files worth fetching from a Hub repo: configs, tokenizer files and safetensors weights (never pickles), plus the
-# ONNX exports pushed with the towers (tweetmaker.inference; ``*`` also matches "/" in these patterns).
-_HUB_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*/*.json", "*/*.txt", "*/*.safetensors", "*.md", "*.onnx"]
+# ONNX exports pushed with the towers (tweetmaker.inference; ``*`` also matches "/" in these patterns) and the run's
+# loss.png (all_results.json is a *.json), which the app's Models tab shows.
+_HUB_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*/*.json", "*/*.txt", "*/*.safetensors", "*.md", "*.onnx",
+                 "*.png"]
 
 
 class TowersError(InvalidInputError):
@@ -118,6 +120,9 @@ class Towers:
     """Image, text and hashtag towers with their processor/tokenizer and one encode interface."""
 
     backend = "torch"  # the inference backend (tweetmaker.inference); never part of the identity
+    # The local folder the towers were read from (a Hub download's snapshot too), where a run's all_results.json and
+    # loss.png are; None for towers made in memory. Set by load_towers / build_towers_from_base.
+    local_dir: Path | None = None
 
     def __init__(
         self,
@@ -257,7 +262,7 @@ def content_hash(directory: str | Path, subdirs: Sequence[str] | None = None) ->
 
 
 def resolve_source(
-    source: str | Path, revision: str | None = None, token: str | None = None
+    source: str | Path, revision: str | None = None, token: str | None = None, api: Any | None = None
 ) -> tuple[Path, str | None]:
     """A local directory as is, or a Hub repo id downloaded (safetensors/configs only) -> (local dir, revision)."""
     path = Path(source).expanduser()
@@ -265,10 +270,13 @@ def resolve_source(
         return path, revision
     if path.exists() or str(source).startswith((".", "/", "~")) or str(source).count("/") > 1:
         raise TowersError(f"{source} is not a directory nor a Hub repo id")
-    from huggingface_hub import snapshot_download
+    import huggingface_hub
 
+    # ``api`` (an ``HfApi``-like object, e.g. the tests' Hub stand-in) replaces the Hub for the download. The run's
+    # all_results.json and loss.png come along (_HUB_PATTERNS), so the app can show a Hub model's metrics too.
+    download = api.snapshot_download if api is not None else huggingface_hub.snapshot_download
     try:
-        local = snapshot_download(str(source), revision=revision, token=token, allow_patterns=_HUB_PATTERNS)
+        local = download(str(source), revision=revision, token=token, allow_patterns=_HUB_PATTERNS)
     except Exception as error:  # offline, missing repo, no access: say which source failed and why
         raise TowersError(f"Could not fetch {source!r} (revision {revision!r}) from the Hub: {error}") from error
     # The snapshot folder is named after the resolved commit, which pins the revision exactly.
@@ -294,8 +302,11 @@ def build_towers_from_base(
     revision: str | None = None,
     token: str | None = None,
     device: str | torch.device | None = None,
+    api: Any | None = None,
 ) -> Towers:
-    """Split a base ``CLIPModel`` checkpoint (Hub id or directory) into image, text and hashtag towers."""
+    """Split a base ``CLIPModel`` checkpoint (Hub id or directory) into image, text and hashtag towers.
+
+    ``api`` replaces the Hub for the download (an ``HfApi``-like object; tests pass a stand-in)."""
     from transformers import (
         AutoImageProcessor,
         AutoTokenizer,
@@ -304,7 +315,7 @@ def build_towers_from_base(
         CLIPVisionModelWithProjection,
     )
 
-    local, resolved = resolve_source(base, revision, token)
+    local, resolved = resolve_source(base, revision, token, api)
     config = _read_config(local, base)
     if config.get("model_type") != "clip":
         raise TowersError(
@@ -330,11 +341,16 @@ def build_towers_from_base(
     image_processor = AutoImageProcessor.from_pretrained(local)
     tokenizer = AutoTokenizer.from_pretrained(local)
     identity = _identity(base, local, resolved)
-    return Towers(
+    return _read_from(local, Towers(
         image_model, text_model, hashtag_model, image_processor, tokenizer,
         identity={**identity, "kind": "base", "base_model": identity},
         device=device, logit_scale=float(clip.logit_scale.exp().item()),
-    )
+    ))
+
+
+def _read_from(local: Path, towers: Towers) -> Towers:
+    towers.local_dir = local
+    return towers
 
 
 def load_towers(
@@ -344,8 +360,12 @@ def load_towers(
     device: str | torch.device | None = None,
     backend: str | None = "torch",
     cache_dir: str | Path | None = None,
+    api: Any | None = None,
 ) -> Towers:
     """Load trained towers (a directory or Hub repo with ``towers.json``); a plain CLIP base is split instead.
+
+    ``api`` replaces the Hub for the download (an ``HfApi``-like object; tests pass a stand-in); the folder read
+    from is kept as ``Towers.local_dir``.
 
     ``backend`` picks the inference backend (``tweetmaker.inference.BACKENDS``; ``"auto"`` is the device's default,
     ``DEFAULT_CPU_BACKEND`` on a CPU). ONNX exports are cached beside local towers, else under ``cache_dir``
@@ -361,13 +381,13 @@ def load_towers(
     from tweetmaker import inference
 
     backend = inference.resolve_backend(backend, device)
-    local, resolved = resolve_source(source, revision, token)
+    local, resolved = resolve_source(source, revision, token, api)
     beside = Path(source).expanduser().is_dir()  # a Hub download's folder belongs to the Hub cache: export elsewhere
     manifest_file = local / TOWERS_FILE
     if not manifest_file.is_file():
         if (local / "config.json").is_file():
-            towers = build_towers_from_base(local if beside else source, revision, token, device)
-            return inference.apply_backend(towers, backend, local, cache_dir, beside)
+            towers = build_towers_from_base(local if beside else source, revision, token, device, api)
+            return _read_from(local, inference.apply_backend(towers, backend, local, cache_dir, beside))
         raise TowersError(f"{source} holds neither trained towers ({TOWERS_FILE}) nor a CLIP checkpoint")
     manifest = json.loads(manifest_file.read_text())
     missing = [name for name in TOWER_NAMES if not (local / name / "config.json").is_file()]
@@ -381,7 +401,8 @@ def load_towers(
     }
     exported = inference.find_export(local, identity, backend, cache_dir) if inference.is_onnx(backend) else None
     if exported is not None:  # no torch weights needed: faster start, less memory
-        return inference.onnx_towers(exported, backend, local, identity, manifest.get("logit_scale"))
+        towers = inference.onnx_towers(exported, backend, local, identity, manifest.get("logit_scale"))
+        return _read_from(local, towers)
     kwargs = {"use_safetensors": True, "dtype": torch.float32}
     image_model = CLIPVisionModelWithProjection.from_pretrained(local / "image", **kwargs)
     text_model = CLIPTextModelWithProjection.from_pretrained(local / "text", **kwargs)
@@ -392,7 +413,7 @@ def load_towers(
         image_model, text_model, hashtag_model, image_processor, tokenizer,
         identity=identity, device=device, logit_scale=manifest.get("logit_scale"),
     )
-    return inference.apply_backend(towers, backend, local, cache_dir, beside)
+    return _read_from(local, inference.apply_backend(towers, backend, local, cache_dir, beside))
 
 
 # -- a tiny CLIP made offline ----------------------------------------------------------------------------------------
