@@ -48,3 +48,11 @@ def test_compare_towers_are_off_by_default_and_set_by_flag_or_environment():
 def test_a_compare_revision_needs_compare_towers_it_applies_to(argv):
     with pytest.raises(ValueError, match="--compare_towers_revision needs --compare_towers"):
         parse_settings(argv, environ={})
+
+
+def test_the_backend_is_checked_at_start_and_read_from_the_environment():
+    assert parse_settings([], environ={}).backend == "torch"
+    assert parse_settings(["--backend", "auto"], environ={}).backend == "auto"
+    assert parse_settings([], environ={"TWEETMAKER_BACKEND": "onnx"}).backend == "onnx"
+    with pytest.raises(ValueError, match="choose one of torch, torch-int8, onnx, onnx-int8"):
+        parse_settings(["--backend", "tensorrt"], environ={})

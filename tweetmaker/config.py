@@ -37,6 +37,12 @@ class AppSettings:
     compare_towers_revision: str | None = field(
         default=None, metadata={"help": "Branch, tag or commit of --compare_towers (a Hub id)."}
     )
+    backend: str = field(
+        default="torch",
+        metadata={"help": "Inference backend of the towers: torch (fp32), torch-int8, onnx, onnx-int8, or auto (the "
+                          "device's measured default: onnx on a CPU, torch on a GPU). Changes arithmetic only: an "
+                          "index built with one backend serves the others."},
+    )
     dataset: str = field(
         default=DEFAULT_DATASET,
         metadata={"help": "Tweets data set (Hub id, save_to_disk dir or parquet dir), used to build the index."},
@@ -89,6 +95,10 @@ class AppSettings:
     )
 
     def __post_init__(self) -> None:
+        from tweetmaker.inference.choice import AUTO, check_backend
+
+        if self.backend != AUTO:
+            check_backend(self.backend)  # a typo is an error at start, not a silent fall back to the offline demo
         if not 0 < self.port < 65536:
             raise InvalidInputError(f"--port must be between 1 and 65535, got {self.port}.")
         if self.max_concurrency < 1:

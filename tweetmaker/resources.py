@@ -140,7 +140,8 @@ def load_resources(settings: AppSettings, progress: Progress = _print_progress, 
         return load_demo_resources(settings, "It was asked for with --demo.", progress)
     try:
         progress(f"Loading towers from {settings.towers} ...")
-        towers = load_towers(settings.towers, revision=settings.towers_revision, api=hub_api)
+        towers = load_towers(settings.towers, revision=settings.towers_revision, api=hub_api,
+                             backend=settings.backend)
     except Exception as error:  # noqa: BLE001 - any failure to get towers from the Hub means: offline demo
         if is_local_source(settings.towers):
             raise ResourceError(f"Could not load towers from {settings.towers!r}: {error}") from error
@@ -209,7 +210,7 @@ def load_demo_resources(settings: AppSettings, reason: str, progress: Progress =
 
     progress("Starting the SYNTHETIC OFFLINE DEMO: " + reason)
     paths = prepare_demo_assets(settings.cache_path, progress)
-    towers = load_towers(paths.towers)
+    towers = load_towers(paths.towers, backend=settings.backend)
     # The demo's index is always its own, embedded one, of every split of the twin.
     demo_settings = dataclasses.replace(settings, chroma_host=None, index_repo=None, dataset_split=None)
     index = ensure_index(demo_settings, towers, paths.index, str(paths.dataset), progress)
@@ -266,7 +267,8 @@ def load_compare_model(settings: AppSettings, main: LoadedModel, dataset: str, p
         if spec == COMPARE_BASE:
             towers = load_model(COMPARE_BASE, reference=main.towers)
         else:
-            towers = load_towers(spec, revision=settings.compare_towers_revision, api=hub_api)
+            towers = load_towers(spec, revision=settings.compare_towers_revision, api=hub_api,
+                                 backend=settings.backend)
     except Exception as error:  # noqa: BLE001 - asked for explicitly: say why it cannot be had, never serve less
         raise ResourceError(f"Could not load --compare_towers {spec!r}: {_first_line(error)}") from error
     source = str(towers.identity.get("source") or spec) if spec == COMPARE_BASE else spec

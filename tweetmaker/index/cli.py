@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE, help="tweets per batch")
     build.add_argument("--max_batches", type=int, default=None, help="stop after N batches (resume later)")
     build.add_argument("--no_progress", action="store_true", help="no progress bar")
+    build.add_argument("--backend", default="torch",
+                       help="inference backend of the towers: torch (fp32, default), torch-int8, onnx, onnx-int8 or "
+                            "auto (the device's measured default); it changes arithmetic only, not the index's towers")
     _add_location(build)
     info = commands.add_parser("info", help="print an index's manifest and counts")
     _add_location(info)
@@ -110,7 +113,7 @@ def _build(args: argparse.Namespace) -> BuildReport:
     from tweetmaker.towers import load_towers
 
     dataset = load_tweets(args.dataset, revision=args.revision)
-    towers = load_towers(args.towers)
+    towers = load_towers(args.towers, backend=args.backend)
     location = IndexLocation(args.index_dir, args.chroma_host, args.chroma_port, args.collection_prefix)
     options = BuildOptions(split=args.split, rebuild=args.rebuild, batch_size=args.batch_size,
                            max_batches=args.max_batches, progress=not args.no_progress)
