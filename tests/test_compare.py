@@ -12,7 +12,7 @@ import io
 
 import pytest
 
-from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOT_DIR
+from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, save_screenshot
 
 pytestmark = pytest.mark.slow
 K = 8
@@ -163,9 +163,6 @@ def test_the_compare_tab_shows_two_galleries_in_a_browser(compare_app, drafts):
                 page.wait_for_function(f"() => {shown}", timeout=60_000)
                 assert page.locator(f"#compare-gallery-{side} img").count() >= 1
             assert "overlap@8" in page.locator("#compare-agreement").inner_text()
-            SCREENSHOT_DIR.mkdir(exist_ok=True)
-            shot = SCREENSHOT_DIR / "compare.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
+            save_screenshot(page, "compare.png")
         finally:
             browser.close()
