@@ -183,7 +183,9 @@ def test_any_standard_clip_checkpoint_loads(tmp_path):
     directory = tmp_path / "legacy"
     CLIPModel(config).save_pretrained(directory)
     CLIPImageProcessorPil(size={"shortest_edge": 30}, crop_size={"height": 30, "width": 30}).save_pretrained(directory)
-    vocab, merges = towers_module._tiny_vocab_and_merges()
+    from tweetmaker.tiny_clip import _tiny_vocab_and_merges
+
+    vocab, merges = _tiny_vocab_and_merges()
     (directory / "vocab.json").write_text(json.dumps(vocab))
     (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     towers = build_towers_from_base(directory, device="cpu")
