@@ -50,7 +50,10 @@ def model_index(towers: Any, dataset: str, index_root: Path, progress: Any) -> A
     from tweetmaker.index import towers_key
     from tweetmaker.resources import ensure_index
 
-    key = hashlib.sha256(towers_key(towers.identity).encode()).hexdigest()[:16]
+    # Keyed by towers AND data set: an index only checks its towers when opened, so one keyed by towers alone would
+    # silently serve another data set's tweets to a run over a different --dataset.
+    where = str(Path(dataset).expanduser().resolve()) if Path(dataset).expanduser().exists() else dataset
+    key = hashlib.sha256(f"{towers_key(towers.identity)}|{where}".encode()).hexdigest()[:16]
     settings = AppSettings(dataset=dataset, index_dir=str(index_root / key))
     return ensure_index(settings, towers, settings.index_path, dataset, progress)
 
