@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -123,3 +124,15 @@ def remove_stale_partials(directory: str | Path) -> list[Path]:
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def replace_with_symlink(path: Path, target: str) -> None:
+    """Point ``path`` at ``target`` atomically: a link made under a temporary name, renamed over ``path``."""
+    temporary = path.with_name(f".tmp-link-{os.getpid()}-{secrets.token_hex(4)}")
+    os.symlink(target, temporary)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)  # the rename itself on disk

@@ -39,23 +39,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tweetmaker.atomic import fsync_directory, fsync_tree, remove_stale_partials
-from tweetmaker.index.errors import IndexNotFoundError, StaleIndexError
+from tweetmaker.atomic import fsync_tree, remove_stale_partials, replace_with_symlink
 from tweetmaker.index.layout import (
     CHROMA_DIRNAME,
-    COMPLETED_KEY,
     GENERATIONS_DIRNAME,
     IMAGES_DIRNAME,
     LIVE_LINK,
     MANIFEST_FILENAME,
-    MANIFEST_KEY,
     MODALITIES,
     POINTER_COLLECTION,
     IndexLocation,
     Manifest,
     collection_name,
     make_client,
-    stale_message,
+    missing_index,  # noqa: F401 - read from here by reader
+    stored_manifest,
 )
 
 if TYPE_CHECKING:
@@ -337,10 +335,10 @@ class Generations:
             except (NotFoundError, ValueError):
                 client.create_collection(name, metadata=metadata, embedding_function=None)
         if generation.root is not None and generation.root.is_dir():
-            _replace_with_symlink(self.location.index_dir / LIVE_LINK, f"{GENERATIONS_DIRNAME}/{generation.id}")
+            replace_with_symlink(self.location.index_dir / LIVE_LINK, f"{GENERATIONS_DIRNAME}/{generation.id}")
             previous_link = self.location.index_dir / PREVIOUS_LINK  # a kill before this keeps the older one
             if keep is not None:
-                _replace_with_symlink(previous_link, f"{GENERATIONS_DIRNAME}/{keep.id}")
+                replace_with_symlink(previous_link, f"{GENERATIONS_DIRNAME}/{keep.id}")
             else:
                 previous_link.unlink(missing_ok=True)
             self.link_live_entries()
@@ -359,7 +357,7 @@ class Generations:
             if not (index_dir / target).exists():  # no chroma/ on a server
                 continue
             _remove(path)
-            _replace_with_symlink(path, target)
+            replace_with_symlink(path, target)
 
     def tidy(self) -> None:
         """Remove what killed writers left: temporary links and files, partial downloads, the flat layout's parts
@@ -388,48 +386,6 @@ class Generations:
             shutil.rmtree(generation.root, ignore_errors=True)
         elif self.location.index_dir is not None and (self.location.index_dir / LIVE_LINK).is_symlink():
             self.link_live_entries()  # the flat layout's files, replaced by the links to the live generation
-
-
-def stored_manifest(collections: dict[str, Collection], location: str) -> tuple[Manifest, bool]:
-    """The manifest a generation's collections share, and whether every one of its three collections completed.
-
-    Raises ``StaleIndexError`` for a collection TweetMaker did not write or collections of different builds.
-    """
-    manifests = {}
-    for modality, collection in collections.items():
-        metadata = collection.metadata or {}
-        if MANIFEST_KEY not in metadata:
-            raise StaleIndexError(
-                f"Collection {collection.name!r} at {location} was not built by TweetMaker; pass --rebuild to "
-                "replace it, or use another --collection_prefix."
-            )
-        manifests[modality] = Manifest.from_json(metadata[MANIFEST_KEY])
-    first = next(iter(manifests.values()))
-    if any(manifest.differences(first) for manifest in manifests.values()):
-        raise StaleIndexError(stale_message(location, ["its collections come from different builds; run it again"]))
-    completed = len(collections) == len(MODALITIES) and all(
-        bool((collection.metadata or {}).get(COMPLETED_KEY)) for collection in collections.values()
-    )
-    return first, completed
-
-
-def missing_index(location: str) -> IndexNotFoundError:
-    return IndexNotFoundError(
-        f"No index at {location}. Build one with `python -m tweetmaker.index build` or fetch one with "
-        "`python -m tweetmaker.index pull`."
-    )
-
-
-def _replace_with_symlink(path: Path, target: str) -> None:
-    """Point ``path`` at ``target`` atomically: a link made under a temporary name, renamed over ``path``."""
-    temporary = path.with_name(f".tmp-link-{secrets.token_hex(4)}")
-    os.symlink(target, temporary)
-    try:
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)  # the rename itself on disk
 
 
 def _remove(path: Path) -> None:

@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tweetmaker.index.errors import IndexLockedError, IndexNotWritableError
+from tweetmaker.index.errors import IndexLockedError, IndexNotFoundError, IndexNotWritableError, StaleIndexError
 
 if TYPE_CHECKING:  # keep `import tweetmaker.index` cheap: chromadb and torch load on first use
     from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
 
     from tweetmaker.towers import Towers
 
@@ -224,3 +225,33 @@ def is_locked(index_dir: Path) -> bool:
         return False
     lock.release()
     return False
+
+
+def stored_manifest(collections: dict[str, Collection], location: str) -> tuple[Manifest, bool]:
+    """The manifest a generation's collections share, and whether every one of its three collections completed.
+
+    Raises ``StaleIndexError`` for a collection TweetMaker did not write or collections of different builds.
+    """
+    manifests = {}
+    for modality, collection in collections.items():
+        metadata = collection.metadata or {}
+        if MANIFEST_KEY not in metadata:
+            raise StaleIndexError(
+                f"Collection {collection.name!r} at {location} was not built by TweetMaker; pass --rebuild to "
+                "replace it, or use another --collection_prefix."
+            )
+        manifests[modality] = Manifest.from_json(metadata[MANIFEST_KEY])
+    first = next(iter(manifests.values()))
+    if any(manifest.differences(first) for manifest in manifests.values()):
+        raise StaleIndexError(stale_message(location, ["its collections come from different builds; run it again"]))
+    completed = len(collections) == len(MODALITIES) and all(
+        bool((collection.metadata or {}).get(COMPLETED_KEY)) for collection in collections.values()
+    )
+    return first, completed
+
+
+def missing_index(location: str) -> IndexNotFoundError:
+    return IndexNotFoundError(
+        f"No index at {location}. Build one with `python -m tweetmaker.index build` or fetch one with "
+        "`python -m tweetmaker.index pull`."
+    )
