@@ -177,11 +177,13 @@ def assert_dump_matches(dump: dict, reference: dict[str, dict[str, np.ndarray]])
         embeddings = np.asarray(got["embeddings"], dtype=np.float32)
         wanted = np.stack([expected[tweet_id] for tweet_id in got["ids"]])
         np.testing.assert_allclose(embeddings, wanted, atol=ATOL, err_msg=f"{modality}: embeddings differ")
-        # Nearest neighbour is the item itself, or an exact duplicate of it (identical texts exist).
+        # Nearest neighbour is the item itself, or a duplicate of it (identical texts exist). The untrained towers put
+        # some distinct synthetic images within 3e-4 cosine of each other, and HNSW (approximate, its graph shaped by
+        # the insertion order of a resumed build) may return such a near-twin first: 1e-3 still fails a wrong index.
         position = {tweet_id: i for i, tweet_id in enumerate(got["ids"])}
         for i, nearest in enumerate(got["nearest"]):
             similarity = float(wanted[i] @ wanted[position[nearest]])
-            assert similarity >= 1 - 1e-4, f"{modality}: nearest of {got['ids'][i]} is {nearest} ({similarity:.4f})"
+            assert similarity >= 1 - 1e-3, f"{modality}: nearest of {got['ids'][i]} is {nearest} ({similarity:.4f})"
 
 
 def assert_index_matches(index_dir, backend, prefix, reference, tmp_path, fresh_process=True) -> None:
