@@ -181,6 +181,11 @@ class Towers:
         """L2-normalised float32 image embeddings, shape (len(images), embedding_dim)."""
         return self._encode(images, batch_size, self._embed_images)
 
+    def encode_pixel_values(self, pixel_values: torch.Tensor, batch_size: int = 32) -> np.ndarray:
+        """``encode_images`` of images already through ``preprocess_images``: an index build decodes and preprocesses
+        the next images in another thread while the towers embed these."""
+        return self._encode(list(pixel_values), batch_size, lambda rows: self._embed_pixels(torch.stack(rows)))
+
     def encode_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """L2-normalised float32 embeddings of tweet texts (text tower)."""
         return self._encode(texts, batch_size, lambda batch: self._embed_text(self.text_model, batch))
@@ -190,7 +195,10 @@ class Towers:
         return self._encode(hashtags, batch_size, lambda batch: self._embed_text(self.hashtag_model, batch))
 
     def _embed_images(self, images: Sequence[Any]) -> torch.Tensor:
-        return image_embeddings(self.image_model, self._on_device(self.preprocess_images(images)))
+        return self._embed_pixels(self.preprocess_images(images))
+
+    def _embed_pixels(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return image_embeddings(self.image_model, self._on_device(pixel_values))
 
     def _embed_text(self, model: nn.Module, texts: Sequence[str]) -> torch.Tensor:
         tokens = self.tokenize(texts)

@@ -11,21 +11,23 @@ Which generation a build writes (see ``tweetmaker.index.generations``):
 - otherwise the live index, when it matches, is up to date; when it does not, the build is refused (StaleIndexError:
   pass --rebuild), and so is an unfinished build of something else;
 - an index of the flat layout whose first build was interrupted is resumed in place, as it was written.
+
+How it embeds: batch by batch through ``tweetmaker.index.pipeline`` (a reader thread decodes and preprocesses ahead of
+the towers), and across processes when a launcher started several (``tweetmaker.index.sharding``)::
+
+    torchrun --nproc_per_node 2 -m tweetmaker.index build --dataset ... --towers ... --index_dir ...
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from tweetmaker.index.corpus import Corpus, decode_row_image, image_file_name, record_metadata
+from tweetmaker.index.corpus import Corpus, image_file_name
 from tweetmaker.index.errors import StaleIndexError
 from tweetmaker.index.generations import Generation, Generations, new_generation_id
 from tweetmaker.index.layout import (
@@ -39,6 +41,8 @@ from tweetmaker.index.layout import (
     stale_message,
     towers_manifest_fields,
 )
+from tweetmaker.index.pipeline import BatchReader, EmbeddedBatch, embed
+from tweetmaker.index.sharding import Shard
 from tweetmaker.index.storage import check_writable, explain_write_errors
 from tweetmaker.index.writer import IndexWriter
 
@@ -74,6 +78,7 @@ class BuildReport:
     skipped_images: list[str] = field(default_factory=list)
     seconds: float = 0.0
     up_to_date: bool = False
+    embedded_by_process: list[int] = field(default_factory=list)  # a sharded build's rows, per process
 
 
 def build_from(
@@ -84,6 +89,7 @@ def build_from(
     *,
     source: str | None = None,
     revision: str | None = None,
+    shard: Shard | None = None,
 ) -> BuildReport:
     """Embed the corpus into a generation of the index at ``location``; resumable and idempotent.
 
@@ -94,37 +100,80 @@ def build_from(
     ``IndexDiskFullError`` before anything is changed; a disk that fills up mid-way raises ``IndexDiskFullError``,
     and the same build run again once there is room resumes (a rebuild beside a live index starts over: it deletes
     what it wrote, so the live index on that disk can still be opened).
+
+    ``shard``: this process's place in a build shared by several (``Shard.from_environment()`` under torchrun or
+    accelerate launch; see ``tweetmaker.index.sharding``). The main process decides and publishes; every process
+    embeds its part; records go straight to a Chroma server, or through the main process into the embedded database
+    (one writer per database).
     """
     options = options or BuildOptions()
+    shard = shard or Shard()
     started = time.perf_counter()
+    if not shard.main:
+        return _build_part(dataset, towers, location, options, shard, source, started)
     index_path, where = location.index_dir, location.describe()
-    check_writable(index_path)  # before the lock file or any other change
-    with explain_write_errors(index_path), build_lock(index_path):
-        corpus = Corpus(dataset, source or "<in-memory data set>", options.split)
-        identity, dim = towers_manifest_fields(towers)
-        manifest = Manifest(
-            towers=identity, embedding_dim=dim, dataset=corpus.identity(revision),
-            hnsw=dict(options.hnsw or DEFAULT_HNSW), built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        )
+    with shard.announcing() as announce:
+        check_writable(index_path)  # before the lock file or any other change
+        with explain_write_errors(index_path), build_lock(index_path):
+            corpus = Corpus(dataset, source or "<in-memory data set>", options.split)
+            identity, dim = towers_manifest_fields(towers)
+            manifest = Manifest(
+                towers=identity, embedding_dim=dim, dataset=corpus.identity(revision),
+                hnsw=dict(options.hnsw or DEFAULT_HNSW),
+                built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            )
+            with IndexWriter(location, image_max_side=options.image_max_side) as writer:
+                store = writer.generations
+                store.tidy()
+                live = store.live()
+                target, up_to_date = _target(store, live, manifest, options.rebuild, where)
+                if up_to_date:
+                    logger.info("index at %s is complete and up to date", where)
+                    announce(None)
+                    counts = {modality: collection.count() for modality, collection in store.collections(live).items()}
+                    return BuildReport(where, 0, counts, True, seconds=time.perf_counter() - started, up_to_date=True)
+                generation = target or store.generation(new_generation_id())
+                check_writable(index_path, writing=generation.root)
+                for other in store.unpublished(live):
+                    if other.id != generation.id:
+                        store.discard(other)  # an unfinished build of something else: this build replaces it
+                # A rebuild beside a live index gives the room back on a full disk, so the live index can still be
+                # opened.
+                give_back = (lambda: store.discard(generation)) if live is not None and generation != live else None
+                with explain_write_errors(index_path, generation.root, give_back):
+                    in_force = writer.create(manifest, generation)
+                    plan = _Plan(generation.id, in_force.to_json(), _todo(writer, corpus),
+                                 max(1, min(int(options.batch_size), writer.batch_limit)))
+                    announce(plan)
+                    return _fill(writer, corpus, towers, options, shard, plan, generation.images_dir, started,
+                                 where)
+
+
+@dataclass
+class _Plan:
+    """What the main process tells the others to build: the generation, its manifest, the rows, the batch size."""
+
+    generation: str | None
+    manifest: str
+    todo: list[int]  # corpus positions still to embed
+    step: int
+
+
+def _build_part(dataset: datasets.Dataset | datasets.DatasetDict, towers: Towers, location: IndexLocation,
+                options: BuildOptions, shard: Shard, source: str | None, started: float) -> BuildReport:
+    """The build on a process other than the main one: its part of the plan the main process announces."""
+    where = location.describe()
+    plan = shard.receive_plan()
+    if plan is None:
+        return BuildReport(where, 0, {}, True, seconds=time.perf_counter() - started, up_to_date=True)
+    corpus = Corpus(dataset, source or "<in-memory data set>", options.split)
+    generation = Generations(location).generation(plan.generation)
+    with explain_write_errors(location.index_dir, generation.root):  # this process writes image copies too
+        if location.embedded:  # one writer per database: the records go through the main process
+            return _fill(None, corpus, towers, options, shard, plan, generation.images_dir, started, where)
         with IndexWriter(location, image_max_side=options.image_max_side) as writer:
-            store = writer.generations
-            store.tidy()
-            live = store.live()
-            target, up_to_date = _target(store, live, manifest, options.rebuild, where)
-            if up_to_date:
-                logger.info("index at %s is complete and up to date", where)
-                counts = {modality: collection.count() for modality, collection in store.collections(live).items()}
-                return BuildReport(where, 0, counts, True, seconds=time.perf_counter() - started, up_to_date=True)
-            generation = target or store.generation(new_generation_id())
-            check_writable(index_path, writing=generation.root)
-            for other in store.unpublished(live):
-                if other.id != generation.id:
-                    store.discard(other)  # an unfinished build of something else: this build replaces it
-            # A rebuild beside a live index gives the room back on a full disk, so the live index can still be opened.
-            give_back = (lambda: store.discard(generation)) if live is not None and generation != live else None
-            with explain_write_errors(index_path, generation.root, give_back):
-                writer.create(manifest, generation)
-                return _fill(writer, corpus, towers, options, started)
+            writer.create(Manifest.from_json(plan.manifest), generation)
+            return _fill(writer, corpus, towers, options, shard, plan, generation.images_dir, started, where)
 
 
 def _target(store: Generations, live: Generation | None, manifest: Manifest, rebuild: bool, where: str
@@ -155,70 +204,71 @@ def _target(store: Generations, live: Generation | None, manifest: Manifest, reb
     return None, False
 
 
-def _fill(writer: IndexWriter, corpus: Corpus, towers: Towers, options: BuildOptions, started: float) -> BuildReport:
-    """Embed what the generation lacks, batch by batch, and complete it (unless ``max_batches`` stops it first)."""
-    from tqdm.auto import tqdm
-
-    where = writer.location.describe()
-    step = max(1, min(int(options.batch_size), writer.batch_limit))
+def _todo(writer: IndexWriter, corpus: Corpus) -> list[int]:
+    """Corpus positions the generation lacks a record (or the image copy) of; records of rows no longer in the data
+    set are deleted (only possible after a crash mid-way of an old schema)."""
     expected = {modality: corpus.expected_ids(modality) for modality in MODALITIES}
     present = {}
     for modality in MODALITIES:
         present[modality] = writer.ids(modality)
-        # Records of rows no longer in the data set: only possible after a crash mid-way of an old schema.
         writer.delete(modality, sorted(present[modality] - expected[modality]))
     stored_images = writer.stored_images()
-    todo = [
+    return [
         position
         for position, tweet_id in enumerate(corpus.ids)
         if any(tweet_id in expected[m] and tweet_id not in present[m] for m in MODALITIES)
         or image_file_name(tweet_id) not in stored_images
     ]
-    logger.info("%d of %d tweets to embed into %s (batches of %d)", len(todo), len(corpus), where, step)
+
+
+def _fill(writer: IndexWriter | None, corpus: Corpus, towers: Towers, options: BuildOptions, shard: Shard,
+          plan: _Plan, images_dir: Path | None, started: float, where: str) -> BuildReport:
+    """Embed this process's part of ``plan.todo`` batch by batch, write it, and (main process) complete the
+    generation, unless ``max_batches`` stops every process first.
+
+    ``writer`` is None on a process whose records the main process writes (an embedded database in a sharded build).
+    Every process takes as many steps as the largest part needs, so the per-step gather pairs up.
+    """
+    from tqdm.auto import tqdm
+
+    step = plan.step
+    mine = shard.part(plan.todo)
+    needed = -(-shard.largest_part(len(plan.todo)) // step)
+    steps = needed if options.max_batches is None else min(needed, options.max_batches)
+    batches = [mine[number * step:(number + 1) * step] for number in range(steps)]
+    gathering = shard.count > 1 and (writer is None or writer.location.embedded)
+    label = f"{shard.describe()}: " if shard.count > 1 else ""
+    logger.info("%s%d of %d tweets to embed into %s (batches of %d)", label, len(mine), len(corpus), where, step)
     skipped: list[str] = []
     embedded = 0
-    with tqdm(total=len(todo), desc="indexing tweets", unit="tweet", disable=not options.progress) as bar:
-        for batch_number, start in enumerate(range(0, len(todo), step)):
-            if options.max_batches is not None and batch_number >= options.max_batches:
-                logger.info("stopped after %d batches; run the build again to finish", batch_number)
-                return BuildReport(where, embedded, writer.counts(), False, skipped, time.perf_counter() - started)
-            positions = todo[start:start + step]
-            skipped += _index_batch(corpus, positions, towers, writer)
+    with tqdm(total=len(mine), desc="indexing tweets", unit="tweet", disable=not options.progress) as bar, \
+            BatchReader(corpus, [batch for batch in batches if batch], towers, images_dir,
+                        options.image_max_side) as reader:
+        ready = iter(reader)
+        for number, positions in enumerate(batches):
+            done = embed(next(ready), towers, corpus.attribute_names) if positions else EmbeddedBatch([], [])
+            for part in (shard.gather(done) or []) if gathering else [done]:
+                part.write(writer)
+            skipped += done.skipped_images
             embedded += len(positions)
             bar.update(len(positions))
-            logger.info("batch %d done: %d/%d tweets embedded", batch_number + 1, embedded, len(todo))
-    counts = writer.complete(keep_images={image_file_name(tweet_id) for tweet_id in corpus.ids})
-    return BuildReport(where, embedded, counts, True, skipped, time.perf_counter() - started)
-
-
-def _index_batch(corpus: Corpus, positions: Sequence[int], towers: Towers, writer: IndexWriter) -> list[str]:
-    """Embed one batch and write it into every collection; returns ids whose image could not be read."""
-    rows = corpus.rows(positions)
-    ids, metadatas, images, skipped = [], [], [], []
-    for split_name, row in rows:
-        tweet_id = str(row["tweet_id"])
-        image = decode_row_image(row)
-        if image is None:
-            skipped.append(tweet_id)
-        ids.append(tweet_id)
-        images.append(image)
-        name = image_file_name(tweet_id) if image is not None else ""
-        metadatas.append(record_metadata(row, split_name, corpus.attribute_names, name))
-
-    def write(modality: str, keep: list[int], encode: Any, inputs: list[Any], **extra: Any) -> None:
-        if keep:
-            vectors = np.asarray(encode([inputs[i] for i in keep]), dtype=np.float32)
-            writer.add([ids[i] for i in keep], {modality: vectors}, [metadatas[i] for i in keep],
-                       **{name: [values[i] for i in keep] for name, values in extra.items()})
-
-    texts = [row.get("text") or "" for _, row in rows]
-    tags = [row.get("hashtags") or "" for _, row in rows]
-    # The image call goes first: it stores the image files that every record of the batch names.
-    write("image", [i for i, image in enumerate(images) if image is not None], towers.encode_images, images,
-          images=images)
-    write("text", [i for i, text in enumerate(texts) if text.strip()], towers.encode_texts, texts)
-    write("hashtag", [i for i, raw in enumerate(tags) if raw.strip()], towers.encode_hashtags, tags)
-    return skipped
+            logger.info("%sbatch %d done: %d/%d tweets embedded", label, number + 1, embedded, len(mine))
+    shard.barrier()  # every process's records are written
+    totals = shard.gather((embedded, skipped))
+    finished = steps == needed
+    if not finished:
+        logger.info("stopped after %d batches; run the build again to finish", steps)
+    counts = None
+    if shard.main:
+        counts = (writer.complete(keep_images={image_file_name(tweet_id) for tweet_id in corpus.ids}) if finished
+                  else writer.counts())
+    counts = shard.broadcast(counts)  # the others end once the generation is published
+    report = BuildReport(where, embedded, counts, finished, skipped, time.perf_counter() - started)
+    if totals is not None:
+        report.embedded = sum(count for count, _ in totals)
+        report.skipped_images = [tweet_id for _, ids in totals for tweet_id in ids]
+        report.embedded_by_process = [count for count, _ in totals]
+    return report
 
 
 def build_index(

@@ -1,7 +1,8 @@
 """Command line of the index::
 
     python -m tweetmaker.index build --dataset SRC --towers DIR_OR_ID --index_dir DIR [--rebuild]
-        [--chroma_host H --chroma_port P] [--collection_prefix P] [--split train] [--batch_size 256]
+        [--chroma_host H --chroma_port P] [--collection_prefix P] [--split train] [--batch_size 256] [--backend B]
+    torchrun --nproc_per_node N -m tweetmaker.index build ...   (or accelerate launch --num_processes N -m ...)
     python -m tweetmaker.index info --index_dir DIR [--chroma_host H --chroma_port P]
     python -m tweetmaker.index rollback --index_dir DIR [--chroma_host H --chroma_port P]
     python -m tweetmaker.index tune --index_dir DIR [--modality image]
@@ -26,6 +27,7 @@ from tweetmaker.index.generations import Generations
 from tweetmaker.index.layout import DEFAULT_BATCH_SIZE, MODALITIES, IndexLocation, build_lock
 from tweetmaker.index.reader import open_index
 from tweetmaker.index.remote import pull_index, push_index
+from tweetmaker.index.sharding import Shard, ShardAbortedError
 from tweetmaker.index.tuning import TUNING_GRID, measure_hnsw
 
 
@@ -40,7 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tweetmaker.index",
                                      description="Build, inspect, tune, push and pull the TweetMaker index.")
     commands = parser.add_subparsers(dest="command", required=True)
-    build = commands.add_parser("build", help="embed a data set into the index (resumes an interrupted build)")
+    build = commands.add_parser(
+        "build", help="embed a data set into the index (resumes an interrupted build)",
+        description="Embed a data set into the index; an interrupted build resumes. Sharded across processes when "
+                    "started by a launcher: `torchrun --nproc_per_node N -m tweetmaker.index build ...` (or "
+                    "`accelerate launch --num_processes N -m tweetmaker.index build ...`) splits the rows between "
+                    "the N processes (Accelerate's split_between_processes); with --chroma_host each writes to the "
+                    "server, else the main process writes the embedded database for all.")
     build.add_argument("--dataset", required=True, help="Hub dataset id or local data set directory")
     build.add_argument("--towers", required=True, help="trained towers directory or Hub model id")
     build.add_argument("--split", default=None, help="comma-separated splits to index (default: all)")
@@ -76,9 +84,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    shard = Shard.from_environment() if args.command == "build" else Shard()
     try:
         if args.command == "build":
-            print(json.dumps(asdict(_build(args)), indent=2))
+            report = _build(args, shard)
+            if shard.main:
+                print(json.dumps(asdict(report), indent=2))
         elif args.command == "info":
             index = open_index(args.index_dir, host=args.chroma_host, port=args.chroma_port,
                                prefix=args.collection_prefix, require_complete=False)
@@ -101,23 +112,27 @@ def main(argv: list[str] | None = None) -> int:
             push_index(args.index_dir, args.repo_id, private=args.private)
         elif args.command == "pull":
             print(pull_index(args.repo_id, args.index_dir, revision=args.revision))
+    except ShardAbortedError:  # the main process of a sharded build says why
+        return 2
     except (TweetMakerError, ValueError) as error:  # a message written for the person at the terminal
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        shard.close()
     return 0
 
 
-def _build(args: argparse.Namespace) -> BuildReport:
-    """The data set and towers named on the command line, loaded, then built into the index."""
+def _build(args: argparse.Namespace, shard: Shard) -> BuildReport:
+    """The data set and towers named on the command line, loaded, then built into the index (this process's part)."""
     from tweetmaker.data import load_tweets
     from tweetmaker.towers import load_towers
 
     dataset = load_tweets(args.dataset, revision=args.revision)
-    towers = load_towers(args.towers, backend=args.backend)
+    towers = load_towers(args.towers, backend=args.backend, device=shard.device)
     location = IndexLocation(args.index_dir, args.chroma_host, args.chroma_port, args.collection_prefix)
     options = BuildOptions(split=args.split, rebuild=args.rebuild, batch_size=args.batch_size,
                            max_batches=args.max_batches, progress=not args.no_progress)
-    return build_from(dataset, towers, location, options, source=args.dataset, revision=args.revision)
+    return build_from(dataset, towers, location, options, source=args.dataset, revision=args.revision, shard=shard)
 
 
 def _location(args: argparse.Namespace) -> IndexLocation:

@@ -70,9 +70,12 @@ def is_onnx(backend: str) -> bool:
 
 
 def available_cores() -> int:
-    """CPU cores this process may use: its affinity mask, capped by a cgroup v2 CPU quota (containers, Spaces) and
-    by ``$TWEETMAKER_THREADS`` (e.g. cores / processes when several share a machine)."""
+    """CPU cores this process may use: its affinity mask, capped by a cgroup v2 CPU quota (containers, Spaces),
+    shared with the other processes a launcher started on this machine (``$LOCAL_WORLD_SIZE``: torchrun, accelerate
+    launch), and capped by ``$TWEETMAKER_THREADS``."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    with contextlib.suppress(ValueError):
+        cores //= max(1, int(os.environ.get("LOCAL_WORLD_SIZE") or 1))
     with contextlib.suppress(ValueError):
         cores = min(cores, int(os.environ.get(THREADS_ENV) or cores))
     with contextlib.suppress(OSError, ValueError, IndexError):

@@ -95,8 +95,8 @@ class OnnxTowers(Towers):
                          logit_scale=logit_scale)
         self.backend = backend
 
-    def _embed_images(self, images: Sequence[Any]) -> torch.Tensor:
-        return l2_normalize(self.image_model(pixel_values=self.preprocess_images(images)))
+    def _embed_pixels(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return l2_normalize(self.image_model(pixel_values=pixel_values))
 
     def _embed_text(self, model: Any, texts: Sequence[str]) -> torch.Tensor:
         return l2_normalize(model(**self.tokenize(texts)))
