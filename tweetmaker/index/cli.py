@@ -58,9 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE, help="tweets per batch")
     build.add_argument("--max_batches", type=int, default=None, help="stop after N batches (resume later)")
     build.add_argument("--no_progress", action="store_true", help="no progress bar")
-    build.add_argument("--backend", default="torch",
-                       help="inference backend of the towers: torch (fp32, default), torch-int8, onnx, onnx-int8 or "
-                            "auto (the device's measured default); it changes arithmetic only, not the index's towers")
+    build.add_argument("--backend", default="auto",
+                       help="inference backend of the towers: auto (default: the device's measured default, onnx on "
+                            "a CPU, torch on a GPU), torch (fp32), torch-int8, onnx or onnx-int8; it changes "
+                            "arithmetic only, not the index's towers")
     _add_location(build)
     info = commands.add_parser("info", help="print an index's manifest and counts")
     _add_location(info)
