@@ -81,7 +81,7 @@ def pushed_run(tweets_dir, small_clip_dir, tmp_path_factory):
                 _args(tweets_dir, small_clip_dir, output / "out", "--num_train_epochs", "2",
                       "--gradient_accumulation_steps", "2", "--checkpointing_steps", "4", "--checkpoints_total_limit",
                       "2", "--num_warmup_steps", "2", "--push_to_hub", "--hub_model_id", "someone/tweetmaker-towers",
-                      "--hub_token", "secret-token"),
+                      "--hub_token", "secret-token", "--export_backend", "onnx"),
                 hub_api=hub,
             )
     finally:
@@ -137,10 +137,18 @@ def test_push_uploads_towers_and_card_without_checkpoints(pushed_run):
     assert hub.calls[0][1]["repo_type"] == "model" and hub.calls[0][1]["private"] is False
     repo = hub.repo_dir("someone/tweetmaker-towers", "model")
     assert {path.name for path in repo.iterdir()} == {"image", "text", "hashtag", "towers.json", "README.md",
-                                                      "all_results.json", "loss.png"}
+                                                      "all_results.json", "loss.png", ".onnx"}
+    assert not list(repo.rglob("*.lock"))
     pushed = load_towers(str(repo), device="cpu")
     local = load_towers(str(output), device="cpu")
     assert pushed.identity["content_hash"] == local.identity["content_hash"]
+    # --export_backend onnx: the run wrote the export and pushed it, so towers from the repo serve ONNX without
+    # exporting again (the export found is the pushed one).
+    assert results["towers"]["export"].startswith(".onnx/")
+    served = load_towers(str(repo), device="cpu", backend="onnx")
+    assert served.export_dir == repo / results["towers"]["export"]
+    np.testing.assert_allclose(served.encode_texts(["three red robots"]), local.encode_texts(["three red robots"]),
+                               atol=1e-5)
     assert (repo / "README.md").read_text().startswith("---\nlibrary_name: transformers")
 
 
@@ -470,6 +478,7 @@ def test_clear_errors_for_wrong_inputs(tweets_dir, small_clip_dir, dataset_witho
         (["--per_device_train_batch_size", "0"], "per_device_train_batch_size"),
         (["--freeze_image_tower", "--freeze_text_tower", "--freeze_hashtag_tower"], "nothing would be trained"),
         (["--learning_rate", "-1"], "learning_rate"),
+        (["--export_backend", "torch-int8"], "export_backend"),
     ],
 )
 def test_argument_validation(extra, message, tmp_path):

@@ -131,6 +131,12 @@ class FinetuneArguments:
     hub_model_id: str | None = field(default=None, metadata={"help": "Hub model repo id ('owner/name')."})
     hub_private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
     hub_token: str | None = field(default=None, metadata={"help": "Hub token; default: the HF_TOKEN variable."})
+    export_backend: str | None = field(
+        default=None,
+        metadata={"help": "Also write the towers' ONNX export for this inference backend beside them (onnx, "
+                          "onnx-int8, or auto: the CPU default) and push it with them, so the app and index builds "
+                          "find it instead of exporting on their first start."},
+    )
 
     def __post_init__(self) -> None:
         self.output_dir = str(self.output_dir)
@@ -144,6 +150,9 @@ class FinetuneArguments:
             raise InvalidInputError("--max_train_steps must be >= 1.")
         if self.num_warmup_steps < 0 or self.max_grad_norm < 0 or self.weight_decay < 0:
             raise InvalidInputError("--num_warmup_steps, --max_grad_norm and --weight_decay must be >= 0.")
+        if self.export_backend not in (None, "auto", "onnx", "onnx-int8"):
+            raise InvalidInputError(f"--export_backend must be onnx, onnx-int8 or auto, got {self.export_backend!r} "
+                                    "(the torch backends need no export).")
         for name in ("learning_rate", "image_learning_rate", "text_learning_rate", "hashtag_learning_rate"):
             value = getattr(self, name)
             if value is not None and value <= 0:

@@ -91,6 +91,12 @@ def write_outputs(output_dir: Path, towers: Towers, summary: RunSummary) -> dict
     towers.save(output_dir, extra={"training": {"dataset": summary.dataset, "results_file": RESULTS_FILE}})
     plot_losses(summary.state.step_losses, summary.state.epoch_losses, output_dir / PLOT_FILE)
     results["towers"] = {"path": str(output_dir), "files": [f"{name}/" for name in TOWER_NAMES] + [TOWERS_FILE]}
+    backend = summary.args["train"].get("export_backend")
+    if backend:
+        from tweetmaker.inference import export_backend
+
+        export = export_backend(output_dir, backend)
+        results["towers"]["export"] = str(export.relative_to(output_dir)) if export is not None else None
     (output_dir / CARD_FILE).write_text(model_card(results, summary.args["train"].get("hub_model_id")))
     write_results(output_dir, results)
     logger.info("Before: %s", headline(results["before"]))
@@ -123,14 +129,19 @@ def plot_losses(step_losses: list[float], epoch_losses: list[float], path: Path)
 
 
 def stage_for_upload(output_dir: Path, staging: Path) -> Path:
-    """The files a model repo gets (no checkpoints), hard-linked where possible so big weights are not copied."""
+    """The files a model repo gets (no checkpoints; the ONNX export when the run wrote one), hard-linked where
+    possible so big weights are not copied."""
+    from tweetmaker.inference.export import EXPORT_DIRNAME
+
     output_dir, staging = Path(output_dir), Path(staging)
-    names = [*TOWER_NAMES, TOWERS_FILE, RESULTS_FILE, PLOT_FILE, CARD_FILE]
+    names = [*TOWER_NAMES, TOWERS_FILE, RESULTS_FILE, PLOT_FILE, CARD_FILE, EXPORT_DIRNAME]
     staging.mkdir(parents=True, exist_ok=True)
     for name in names:
         source = output_dir / name
         if source.is_dir():
-            shutil.copytree(source, staging / name, copy_function=_link_or_copy)
+            # Not the export's lock files, nor what an interrupted export left half-written.
+            shutil.copytree(source, staging / name, copy_function=_link_or_copy,
+                            ignore=shutil.ignore_patterns("*.lock", ".partial-*"))
         elif source.is_file():
             _link_or_copy(source, staging / name)
     return staging
