@@ -19,6 +19,9 @@ DEFAULT_DATASET = "tweetmaker/ai-tweets"
 ENV_PREFIX = "TWEETMAKER_"
 # Gradio's own variables are honoured too, so a Space (which sets GRADIO_SERVER_NAME=0.0.0.0) just works.
 GRADIO_ENV = {"host": "GRADIO_SERVER_NAME", "port": "GRADIO_SERVER_PORT"}
+# A batch's first query waits this long at most for company: past it, waiting costs a lone query more than sharing a
+# forward saves (one small forward on a CPU takes some 5-50 ms).
+MAX_BATCH_WAIT_MS = 100.0
 
 
 @dataclass
@@ -69,10 +72,25 @@ class AppSettings:
     port: int = field(default=7860, metadata={"help": "Port to serve on."})
     share: bool = field(default=False, metadata={"help": "Create a public Gradio share link."})
     max_concurrency: int = field(
-        default=2, metadata={"help": "Model-bound requests run at once (they share the CPU/GPU)."}
+        default=16,
+        metadata={"help": "Model-bound requests handled at once. The towers' forwards are serialized and shared by "
+                          "the batcher (--batch_max_size), so this many requests can be checked, embedded together "
+                          "and searched without crowding the CPU/GPU; with batching off (--batch_max_size 1) each "
+                          "request runs its own forward: set it near the number of cores (e.g. 2)."},
     )
     queue_size: int = field(
-        default=64, metadata={"help": "Requests waiting at most; beyond it users are asked to retry."}
+        default=64, metadata={"help": "Requests waiting at most (beyond those running); beyond it users are asked "
+                                      "to retry."}
+    )
+    batch_max_size: int = field(
+        default=16,
+        metadata={"help": "Most queries encoded in one forward per tower: queries that arrive together share it, "
+                          "which is cheaper than one forward each. 1 turns batching off."},
+    )
+    batch_wait_ms: float = field(
+        default=3.0,
+        metadata={"help": "How long (ms) a query waits for others to share its forward; a lone query waits no "
+                          f"longer. At most {MAX_BATCH_WAIT_MS:g}."},
     )
     max_file_size_mb: float = field(default=10.0, metadata={"help": "Largest upload accepted, in megabytes."})
     max_text_chars: int = field(default=2000, metadata={"help": "Longest draft text accepted."})
@@ -105,6 +123,12 @@ class AppSettings:
             raise InvalidInputError("--max_concurrency must be at least 1.")
         if self.queue_size < 1:
             raise InvalidInputError("--queue_size must be at least 1.")
+        if self.batch_max_size < 1:
+            raise InvalidInputError(f"--batch_max_size must be at least 1 (1 turns batching off), got "
+                                    f"{self.batch_max_size}.")
+        if not 0 <= self.batch_wait_ms <= MAX_BATCH_WAIT_MS:
+            raise InvalidInputError(f"--batch_wait_ms must be between 0 and {MAX_BATCH_WAIT_MS:g} (a lone query "
+                                    f"waits that long), got {self.batch_wait_ms:g}.")
         if self.max_file_size_mb <= 0:
             raise InvalidInputError("--max_file_size_mb must be positive.")
         if self.max_text_chars < 1:

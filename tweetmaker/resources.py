@@ -13,6 +13,11 @@
    towers' own untrained base), with its own index under ``cache_dir/indexes/<towers and data set key>``, built once
    and reused by every later start, whichever side it is served on.
 
+The served towers go through ``tweetmaker.inference.BatchedTowers`` (``--batch_max_size`` > 1, the default): queries
+that arrive together share one forward per tower. Indexes are built before, with the towers themselves (an index
+build's big batches gain nothing from the batcher), and the wrapper reads its identity from the towers, so index
+checks are the same either way.
+
 Each served model is a ``LoadedModel``: towers, index, recommender, the run's ``all_results.json`` and loss plot
 (downloaded with towers from the Hub; absent means "not recorded") and its hard cases, computed once per index.
 ``Resources.models`` lists them, main first; ``Resources.towers``/``index``/``recommender``/``results`` are the main
@@ -121,6 +126,9 @@ class Resources:
     def close(self) -> None:
         for model in self.models:
             model.index.close()  # a shared index is closed twice: harmless, close() swallows it
+            stop = getattr(model.towers, "close", None)  # BatchedTowers' worker threads; twice is harmless too
+            if stop is not None:
+                stop()
 
 
 def _print_progress(message: str) -> None:
@@ -244,12 +252,21 @@ def loaded_model(settings: AppSettings, towers: Towers, index: TweetIndex, sourc
 
     directory = towers_directory(towers, source)
     plot = directory / PLOT_FILE if directory is not None else None
+    served = serving_towers(settings, towers)
     return LoadedModel(
-        label=label or model_label(source), source=source, towers=towers, index=index,
-        recommender=Recommender(towers, index), results=read_results(directory),
+        label=label or model_label(source), source=source, towers=served, index=index,
+        recommender=Recommender(served, index), results=read_results(directory),
         loss_plot=plot if plot is not None and plot.is_file() else None,
         hard_cases=_hard_cases(index, settings, progress),
     )
+
+
+def serving_towers(settings: AppSettings, towers: Towers) -> Towers:
+    """``towers`` as the app serves them: wrapped in ``BatchedTowers`` per ``--batch_max_size``/``--batch_wait_ms``
+    (as they are with batching off)."""
+    from tweetmaker.inference.batching import batched_towers
+
+    return batched_towers(towers, settings.batch_max_size, settings.batch_wait_ms)
 
 
 def load_compare_model(settings: AppSettings, main: LoadedModel, dataset: str, progress: Progress = _print_progress,

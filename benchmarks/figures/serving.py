@@ -1,5 +1,12 @@
 """Figure 4: the same query through the running app (gradio_client and Gradio's REST API), serial and from 1, 4
-and 8 concurrent clients, against the handler called in this process."""
+and 8 concurrent clients, against the handler called in this process.
+
+The app shares each tower's forward among queries that arrive together (``tweetmaker.inference.BatchedTowers``,
+``--batch_max_size``/``--batch_wait_ms``); every figure's ``details`` say whether it did and with which settings. The
+handler called in this process runs over the towers themselves: a lone call through the batcher would wait
+``batch_wait_ms`` for company that never comes, which is a cost of serving, not of the reference. The batcher's
+counters live in the app's own process and are not read here; tests/test_batching.py checks that it coalesces.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +24,18 @@ def serving_overhead(ctx: Context, resources: Any, app: App) -> list[Figure]:
     """Figure 4: the same query through gradio_client against the running app vs the handler directly."""
     import httpx
 
+    from tweetmaker.search import Recommender
     from tweetmaker.ui import Handlers
 
     profile = ctx.profile
     texts = ctx.query_texts
     handlers = Handlers(resources)
+    raw = unbatched(resources.towers)
+    if raw is not resources.towers:  # the reference never waits for a batch (see the module's docstring)
+        handlers.recommender = Recommender(raw, resources.index, check=False, limits=handlers.recommender.limits)
     client = app.client
     backend = getattr(resources.towers, "backend", "torch")
+    batching = batching_details(resources.settings)
 
     def through_app(i: int) -> None:
         ask(client, texts[(3 * i + 1) % len(texts)])
@@ -48,7 +60,7 @@ def serving_overhead(ctx: Context, resources: Any, app: App) -> list[Figure]:
         reference_description="ui.Handlers.text_to_image called in this process",
         value_stats=ms_stats(app_times),
         reference_stats=ms_stats(direct_times),
-        details={"backend": backend},
+        details={"backend": backend, **batching},
     ), Figure(
         id="serving.serial.rest",
         number=4,
@@ -61,13 +73,31 @@ def serving_overhead(ctx: Context, resources: Any, app: App) -> list[Figure]:
         value_stats=ms_stats(http_times),
         reference_stats=ms_stats(direct_again),
         notes="Separates what the server adds from gradio_client's own cost (it polls for messages every 50 ms).",
+        details=batching,
     )]
-    figures += concurrent_clients(ctx, app, direct, median(app_times), backend, resources.settings.max_concurrency)
+    figures += concurrent_clients(ctx, app, direct, median(app_times), backend, resources.settings.max_concurrency,
+                                  batching)
     return figures
 
 
+def unbatched(towers: Any) -> Any:
+    """The towers under the app's batcher, or ``towers`` themselves (a library without ``tweetmaker.inference
+    .batching``, batching off)."""
+    try:
+        from tweetmaker.inference.batching import unbatched as inner
+    except ImportError:
+        return towers
+    return inner(towers)
+
+
+def batching_details(settings: Any) -> dict[str, Any]:
+    """Whether the app (started with the same flags as ``settings``) batched its forwards, and how."""
+    size = int(getattr(settings, "batch_max_size", 1) or 1)
+    return {"batching": size > 1, "batch_max_size": size, "batch_wait_ms": getattr(settings, "batch_wait_ms", None)}
+
+
 def concurrent_clients(ctx: Context, app: App, direct: Callable[[int], Any], serial_client_s: float, backend: str,
-                       max_concurrency: int) -> list[Figure]:
+                       max_concurrency: int, batching: dict[str, Any] | None = None) -> list[Figure]:
     """Issue 13's serving targets: throughput of 1, 4 and 8 concurrent gradio_client clients against the handler
     called serially in this process (8 clients: >= 1.5x), and their p95 latency against the serial gradio_client
     latency measured just before (8 clients: <= 3x).
@@ -101,7 +131,7 @@ def concurrent_clients(ctx: Context, app: App, direct: Callable[[int], Any], ser
     for count, (wall, latencies) in rounds.items():
         label = f"{count} client" + ("s" if count > 1 else "")
         common = {"clients": count, "queries_per_client": profile.serve_per_client, "backend": backend,
-                  "app_max_concurrency": max_concurrency}
+                  "app_max_concurrency": max_concurrency, **(batching or {})}
         figures += [
             Figure(
                 id=f"serving.throughput.{count}_client{'s' if count > 1 else ''}",
@@ -112,7 +142,7 @@ def concurrent_clients(ctx: Context, app: App, direct: Callable[[int], Any], ser
                 unit="queries/s",
                 description=f"{label} (gradio_client, one thread each) sending {profile.serve_per_client} text→image "
                             f"queries each, all at once, to `python app.py` (at most {max_concurrency} model-bound "
-                            "requests run at once)",
+                            f"requests run at once; {_batching_words(batching)})",
                 reference_description=f"ui.Handlers.text_to_image called serially in this process ({direct_calls} "
                                       "calls before and after the client rounds)",
                 target=(">=", 1.5) if count == 8 else None,
@@ -142,3 +172,10 @@ def _serial_wall(call: Callable[[int], Any], count: int, offset: int) -> float:
     for i in range(count):
         call(offset + i)
     return time.perf_counter() - began
+
+
+def _batching_words(batching: dict[str, Any] | None) -> str:
+    if not batching or not batching.get("batching"):
+        return "one forward per query"
+    return (f"queries arriving within {batching['batch_wait_ms']:g} ms share a forward per tower, up to "
+            f"{batching['batch_max_size']}")

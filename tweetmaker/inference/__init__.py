@@ -11,8 +11,20 @@
 torch on a GPU). A backend never changes the towers' identity nor their preprocessing, so an index built by one
 backend serves the queries of another; ``compare`` measures how far each one agrees with fp32 (issue 13's bar:
 top-10 agreement on >= 95% of positions, every quality figure within 0.01) and how fast it is.
+
+``batching``: the app's served towers (``BatchedTowers``) share one forward per tower among queries that arrive
+together (``--batch_max_size``, ``--batch_wait_ms``); answers are those of the same queries asked one at a time.
 """
 
+from tweetmaker.inference.batching import (
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_WAIT_MS,
+    BatchedTowers,
+    BatchStats,
+    MicroBatcher,
+    batched_towers,
+    unbatched,
+)
 from tweetmaker.inference.choice import (
     AUTO,
     BACKENDS,
@@ -38,11 +50,17 @@ __all__ = [
     "AUTO",
     "BACKENDS",
     "DEFAULT_CPU_BACKEND",
+    "DEFAULT_MAX_BATCH_SIZE",
+    "DEFAULT_MAX_WAIT_MS",
     "EXPORT_VERSION",
     "BackendError",
+    "BatchStats",
+    "BatchedTowers",
+    "MicroBatcher",
     "OnnxTowers",
     "apply_backend",
     "available_cores",
+    "batched_towers",
     "check_backend",
     "default_backend",
     "default_cache_dir",
@@ -54,5 +72,6 @@ __all__ = [
     "quantize_torch",
     "resolve_backend",
     "session_options",
+    "unbatched",
     "write_export",
 ]

@@ -1,7 +1,9 @@
 """The page: the tabs in order, over the recommender loaded once at start, and how the app is launched.
 
-Every model-bound event shares one concurrency limit, so the model never runs more requests at once than the
-machine can take, and the queue's ``max_size`` turns overload into a clear "try again" message.
+Every model-bound event shares one concurrency limit (``--max_concurrency``), and the queue's ``max_size`` turns
+overload into a clear "try again" message. The limit is well above the core count on purpose: the towers' forwards
+are serialized and shared by the batcher (``tweetmaker.inference.BatchedTowers``), so requests handled together are
+embedded in one forward per tower instead of crowding the CPU with one forward each.
 """
 
 from __future__ import annotations

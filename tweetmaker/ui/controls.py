@@ -19,7 +19,7 @@ class Shared:
 
     ``ranking``: the k, engagement, recency and diversity inputs, in the order the handlers take them last.
     ``model_bound``: the options of every event that runs the model: one concurrency limit shared by all of
-    them, so the model never runs more requests at once than the machine can take.
+    them. The batcher serializes the forwards themselves, so the limit is how many requests may share one.
     """
 
     ranking: list[gr.components.Component]
