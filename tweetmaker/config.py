@@ -41,10 +41,11 @@ class AppSettings:
         default=None, metadata={"help": "Branch, tag or commit of --compare_towers (a Hub id)."}
     )
     backend: str = field(
-        default="torch",
-        metadata={"help": "Inference backend of the towers: torch (fp32), torch-int8, onnx, onnx-int8, or auto (the "
-                          "device's measured default: onnx on a CPU, torch on a GPU). Changes arithmetic only: an "
-                          "index built with one backend serves the others."},
+        default="auto",
+        metadata={"help": "Inference backend of the towers: auto (the device's measured default: onnx on a CPU, "
+                          "torch on a GPU), torch (fp32), torch-int8, onnx or onnx-int8. Changes arithmetic only: an "
+                          "index built with one backend serves the others. The ONNX export is made on first use and "
+                          "cached beside the towers (or pushed with them: finetune.py --export_backend)."},
     )
     dataset: str = field(
         default=DEFAULT_DATASET,
