@@ -11,8 +11,10 @@ counters live in the app's own process and are not read here; tests/test_batchin
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from benchmarks.context import Context, K
@@ -115,12 +117,16 @@ def concurrent_clients(ctx: Context, app: App, direct: Callable[[int], Any], ser
     direct_calls = max(profile.serve_serial, max(counts) * profile.serve_per_client) // 2
     serial_walls: list[float] = []
     rounds: dict[int, tuple[float, list[float]]] = {}
+    cpu: dict[int, dict[str, float]] = {}  # per round: CPU ms a query cost the clients' process and the app
     try:
         serial_walls.append(_serial_wall(direct, direct_calls, offset=50_000))
         for count in counts:
+            before = _cpu_seconds(app)
             rounds[count] = concurrent(
                 [lambda i, c=c, n=n: ask(c, texts[(11 * i + 5 + 997 * n) % len(texts)])
                  for n, c in enumerate(clients[:count])], profile.serve_per_client)
+            queries = count * (profile.serve_per_client + 1)  # concurrent() warms each client up once
+            cpu[count] = {side: (spent - before[side]) * MS / queries for side, spent in _cpu_seconds(app).items()}
         serial_walls.append(_serial_wall(direct, direct_calls, offset=60_000))
     finally:
         for c in clients:
@@ -146,7 +152,9 @@ def concurrent_clients(ctx: Context, app: App, direct: Callable[[int], Any], ser
                 reference_description=f"ui.Handlers.text_to_image called serially in this process ({direct_calls} "
                                       "calls before and after the client rounds)",
                 target=(">=", 1.5) if count == 8 else None,
-                details={**common, "wall_s": wall, "serial_direct_walls_s": serial_walls},
+                details={**common, "wall_s": wall, "serial_direct_walls_s": serial_walls,
+                         "client_cpu_ms_per_query": cpu[count]["client"],
+                         "app_cpu_ms_per_query": cpu[count]["app"], "cores": _cores()},
             ),
             Figure(
                 id=f"serving.p95.{count}_client{'s' if count > 1 else ''}",
@@ -164,6 +172,20 @@ def concurrent_clients(ctx: Context, app: App, direct: Callable[[int], Any], ser
             ),
         ]
     return figures
+
+
+def _cpu_seconds(app: App) -> dict[str, float]:
+    """CPU seconds (user + system) spent so far by this process (the gradio_client threads) and by the app."""
+    import resource
+
+    mine = resource.getrusage(resource.RUSAGE_SELF)
+    fields = Path(f"/proc/{app.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {"client": mine.ru_utime + mine.ru_stime, "app": (int(fields[11]) + int(fields[12])) / ticks}
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _serial_wall(call: Callable[[int], Any], count: int, offset: int) -> float:
