@@ -250,7 +250,8 @@ def speed_at_size(ctx: Context, size: int, first: bool) -> list[Figure]:
     default settings where the profile asks for it. ``first``: the size the figure-1 targets apply to, where the
     handlers are also measured with the chosen backend."""
     index_dir = ctx.speed_index_dir(size)
-    resources = ctx.load_resources(index_dir)
+    # Figure 1's handler runs fp32 torch, as its bare reference does (the app's default backend is measured next).
+    resources = ctx.load_resources(index_dir, backend=capabilities.TORCH)
     try:
         results = latency.query_latency(ctx, resources, size, with_target=first)
         results += chroma.chosen_settings(ctx, resources.index.collections["image"], size)
