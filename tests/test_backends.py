@@ -336,3 +336,17 @@ def test_backends_agree_with_fp32_on_the_twin_with_trained_towers(twin, backend)
         # kernels differ between CPUs, so this only guards that it is still the same model.
         assert min(agreements.values()) >= 0.4
         assert worst <= 2 * QUALITY_TOLERANCE
+
+
+def test_cores_are_shared_between_a_launchers_processes_and_capped_per_process(monkeypatch):
+    from tweetmaker.inference.choice import THREADS_ENV, available_cores
+
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    machine = available_cores()
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun --nproc_per_node 2: each gets half, at least one
+    assert available_cores() == max(1, machine // 2)
+    monkeypatch.setenv(THREADS_ENV, "1")  # an explicit per-process cap has the last word
+    assert available_cores() == 1
+    monkeypatch.setenv(THREADS_ENV, "64")  # a cap above the share does not raise it
+    assert available_cores() == max(1, machine // 2)

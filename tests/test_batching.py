@@ -181,6 +181,9 @@ def test_batching_flags_and_their_checks():
     settings = parse_settings([], environ={})
     assert (settings.batch_max_size, settings.batch_wait_ms) == (16, 3.0)
     assert settings.max_concurrency >= 8  # enough requests at once for 8 clients to be coalesced
+    # Batching off: each request runs its own forward, so the default admits about the cores' worth, not 16.
+    assert parse_settings(["--batch_max_size", "1"], environ={}).max_concurrency == 2
+    assert parse_settings(["--batch_max_size", "1", "--max_concurrency", "6"], environ={}).max_concurrency == 6
     settings = parse_settings(["--batch_wait_ms", "0"], environ={"TWEETMAKER_BATCH_MAX_SIZE": "4"})
     assert (settings.batch_max_size, settings.batch_wait_ms) == (4, 0.0)
     for argv, message in [(["--batch_max_size", "0"], "batch_max_size"), (["--batch_wait_ms", "-1"], "batch_wait"),

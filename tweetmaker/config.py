@@ -22,6 +22,10 @@ GRADIO_ENV = {"host": "GRADIO_SERVER_NAME", "port": "GRADIO_SERVER_PORT"}
 # A batch's first query waits this long at most for company: past it, waiting costs a lone query more than sharing a
 # forward saves (one small forward on a CPU takes some 5-50 ms).
 MAX_BATCH_WAIT_MS = 100.0
+# --max_concurrency by default: with batching, requests in flight wait together for a shared forward; without,
+# each runs its own forward and more than about the cores' count only contend.
+BATCHED_CONCURRENCY = 16
+UNBATCHED_CONCURRENCY = 2
 
 
 @dataclass
@@ -72,12 +76,12 @@ class AppSettings:
     host: str = field(default="127.0.0.1", metadata={"help": "Address to serve on (0.0.0.0 to expose it)."})
     port: int = field(default=7860, metadata={"help": "Port to serve on."})
     share: bool = field(default=False, metadata={"help": "Create a public Gradio share link."})
-    max_concurrency: int = field(
-        default=16,
-        metadata={"help": "Model-bound requests handled at once. The towers' forwards are serialized and shared by "
-                          "the batcher (--batch_max_size), so this many requests can be checked, embedded together "
-                          "and searched without crowding the CPU/GPU; with batching off (--batch_max_size 1) each "
-                          "request runs its own forward: set it near the number of cores (e.g. 2)."},
+    max_concurrency: int | None = field(
+        default=None,
+        metadata={"help": "Model-bound requests handled at once. Default: 16 with batching, as each tower runs one "
+                          "forward at a time shared by the requests waiting for it (--batch_max_size), so more "
+                          "requests in flight make bigger batches, not more contention; 2 with batching off "
+                          "(--batch_max_size 1), where each request runs its own forward."},
     )
     queue_size: int = field(
         default=64, metadata={"help": "Requests waiting at most (beyond those running); beyond it users are asked "
@@ -120,13 +124,15 @@ class AppSettings:
             check_backend(self.backend)  # a typo is an error at start, not a silent fall back to the offline demo
         if not 0 < self.port < 65536:
             raise InvalidInputError(f"--port must be between 1 and 65535, got {self.port}.")
-        if self.max_concurrency < 1:
-            raise InvalidInputError("--max_concurrency must be at least 1.")
         if self.queue_size < 1:
             raise InvalidInputError("--queue_size must be at least 1.")
         if self.batch_max_size < 1:
             raise InvalidInputError(f"--batch_max_size must be at least 1 (1 turns batching off), got "
                                     f"{self.batch_max_size}.")
+        if self.max_concurrency is None:
+            self.max_concurrency = BATCHED_CONCURRENCY if self.batch_max_size > 1 else UNBATCHED_CONCURRENCY
+        if self.max_concurrency < 1:
+            raise InvalidInputError("--max_concurrency must be at least 1.")
         if not 0 <= self.batch_wait_ms <= MAX_BATCH_WAIT_MS:
             raise InvalidInputError(f"--batch_wait_ms must be between 0 and {MAX_BATCH_WAIT_MS:g} (a lone query "
                                     f"waits that long), got {self.batch_wait_ms:g}.")

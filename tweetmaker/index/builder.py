@@ -61,7 +61,7 @@ class BuildOptions:
     split: str | None = None  # comma-separated splits to index (default: all)
     rebuild: bool = False  # build a new generation even when the live one matches; it replaces the live one when done
     batch_size: int = DEFAULT_BATCH_SIZE
-    max_batches: int | None = None  # stop after this many batches, leaving the build resumable (as a kill would)
+    max_batches: int | None = None  # stop after this many batches (per process), leaving the build resumable
     hnsw: dict[str, Any] | None = None  # default: DEFAULT_HNSW
     image_max_side: int = IMAGE_MAX_SIDE
     progress: bool = True
@@ -78,7 +78,7 @@ class BuildReport:
     skipped_images: list[str] = field(default_factory=list)
     seconds: float = 0.0
     up_to_date: bool = False
-    embedded_by_process: list[int] = field(default_factory=list)  # a sharded build's rows, per process
+    embedded_by_process: list[int] = field(default_factory=list)  # rows embedded by each process
 
 
 def build_from(
@@ -241,7 +241,8 @@ def _fill(writer: IndexWriter | None, corpus: Corpus, towers: Towers, options: B
     logger.info("%s%d of %d tweets to embed into %s (batches of %d)", label, len(mine), len(corpus), where, step)
     skipped: list[str] = []
     embedded = 0
-    with tqdm(total=len(mine), desc="indexing tweets", unit="tweet", disable=not options.progress) as bar, \
+    with tqdm(total=len(mine), desc="indexing tweets", unit="tweet", disable=not (options.progress and shard.main)
+              ) as bar, \
             BatchReader(corpus, [batch for batch in batches if batch], towers, images_dir,
                         options.image_max_side) as reader:
         ready = iter(reader)
@@ -258,17 +259,13 @@ def _fill(writer: IndexWriter | None, corpus: Corpus, towers: Towers, options: B
     finished = steps == needed
     if not finished:
         logger.info("stopped after %d batches; run the build again to finish", steps)
-    counts = None
-    if shard.main:
-        counts = (writer.complete(keep_images={image_file_name(tweet_id) for tweet_id in corpus.ids}) if finished
-                  else writer.counts())
-    counts = shard.broadcast(counts)  # the others end once the generation is published
-    report = BuildReport(where, embedded, counts, finished, skipped, time.perf_counter() - started)
-    if totals is not None:
-        report.embedded = sum(count for count, _ in totals)
-        report.skipped_images = [tweet_id for _, ids in totals for tweet_id in ids]
-        report.embedded_by_process = [count for count, _ in totals]
-    return report
+    if not shard.main:  # its part is written; the main process publishes (no one waits on it meanwhile)
+        return BuildReport(where, embedded, {}, finished, skipped, time.perf_counter() - started)
+    counts = (writer.complete(keep_images={image_file_name(tweet_id) for tweet_id in corpus.ids}) if finished
+              else writer.counts())
+    return BuildReport(where, sum(count for count, _ in totals), counts, finished,
+                       [tweet_id for _, ids in totals for tweet_id in ids], time.perf_counter() - started,
+                       embedded_by_process=[count for count, _ in totals])
 
 
 def build_index(

@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--rebuild", action="store_true",
                        help="build the index anew beside the old one, which serves until the new one replaces it")
     build.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE, help="tweets per batch")
-    build.add_argument("--max_batches", type=int, default=None, help="stop after N batches (resume later)")
+    build.add_argument("--max_batches", type=int, default=None,
+                       help="stop after N batches (each process, when sharded); run again to resume")
     build.add_argument("--no_progress", action="store_true", help="no progress bar")
     build.add_argument("--backend", default="auto",
                        help="inference backend of the towers: auto (default: the device's measured default, onnx on "

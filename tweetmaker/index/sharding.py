@@ -14,12 +14,14 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from tweetmaker.errors import TweetMakerError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+COLLECTIVE_TIMEOUT = timedelta(hours=6)  # how long a process waits for the others in one collective
 
 
 class ShardAbortedError(TweetMakerError):
@@ -43,8 +45,10 @@ class Shard:
         from accelerate import PartialState
 
         # Joins the process group: nccl on GPUs; gloo on CPUs, where Accelerate must be told it runs on CPUs (it
-        # would otherwise start each process alone).
-        state = PartialState(cpu=not torch.cuda.is_available())
+        # would otherwise start each process alone). The other processes wait in a collective while the main one
+        # plans alone (listing every stored id when a large build resumes), so the default 10-30 minute timeout of
+        # a collective could abort a big build; a failed process is still noticed at once by the launcher.
+        state = PartialState(cpu=not torch.cuda.is_available(), timeout=COLLECTIVE_TIMEOUT)
         if state.device.type == "cpu":
             from tweetmaker.inference.choice import available_cores
 

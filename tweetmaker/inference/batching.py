@@ -165,6 +165,8 @@ class MicroBatcher:
             self._stats.largest = max(self._stats.largest, len(batch))
         try:
             rows = self._forward([item for request in batch for item in request.items])
+            ends = np.cumsum([len(request.items) for request in batch])
+            parts = [rows[end - len(request.items):end].copy() for request, end in zip(batch, ends)]
         except BaseException as error:  # noqa: BLE001 - delivered to the callers; the worker lives on
             if len(batch) == 1:
                 batch[0].future.set_exception(error)
@@ -174,10 +176,8 @@ class MicroBatcher:
             for request in batch:
                 self._serve_alone(request)
             return
-        start = 0
-        for request in batch:
-            request.future.set_result(rows[start:start + len(request.items)].copy())
-            start += len(request.items)
+        for request, part in zip(batch, parts):
+            request.future.set_result(part)
 
     def _serve_alone(self, request: _Request) -> None:
         try:
@@ -188,7 +188,7 @@ class MicroBatcher:
     def _forward(self, items: list[Any]) -> np.ndarray:
         with self._lock:
             self._stats.forwards += 1
-        rows = self.forward(items)
+        rows = np.asarray(self.forward(items))  # whatever the forward returns, callers get their own rows of an array
         if len(rows) != len(items):
             raise RuntimeError(f"{self.name}: the forward returned {len(rows)} rows for {len(items)} items")
         return rows

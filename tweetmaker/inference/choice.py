@@ -70,18 +70,18 @@ def is_onnx(backend: str) -> bool:
 
 
 def available_cores() -> int:
-    """CPU cores this process may use: its affinity mask, capped by a cgroup v2 CPU quota (containers, Spaces),
+    """CPU cores this process may use: its affinity mask, capped by a cgroup v2 CPU quota (containers, Spaces), then
     shared with the other processes a launcher started on this machine (``$LOCAL_WORLD_SIZE``: torchrun, accelerate
-    launch), and capped by ``$TWEETMAKER_THREADS``."""
+    launch), then capped by ``$TWEETMAKER_THREADS`` (per process)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    with contextlib.suppress(ValueError):
-        cores //= max(1, int(os.environ.get("LOCAL_WORLD_SIZE") or 1))
-    with contextlib.suppress(ValueError):
-        cores = min(cores, int(os.environ.get(THREADS_ENV) or cores))
     with contextlib.suppress(OSError, ValueError, IndexError):
         quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
         if quota != "max":
             cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    with contextlib.suppress(ValueError):  # the processes share what the machine (or its quota) gives them
+        cores //= max(1, int(os.environ.get("LOCAL_WORLD_SIZE") or 1))
+    with contextlib.suppress(ValueError):  # an explicit per-process cap has the last word
+        cores = min(max(1, cores), int(os.environ.get(THREADS_ENV) or cores))
     return max(1, cores)
 
 

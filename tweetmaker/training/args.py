@@ -153,6 +153,10 @@ class FinetuneArguments:
         if self.export_backend not in (None, "auto", "onnx", "onnx-int8"):
             raise InvalidInputError(f"--export_backend must be onnx, onnx-int8 or auto, got {self.export_backend!r} "
                                     "(the torch backends need no export).")
+        if self.export_backend is not None:
+            from tweetmaker.inference.choice import require_runtime
+
+            require_runtime(export=True)  # now, not after hours of training
         for name in ("learning_rate", "image_learning_rate", "text_learning_rate", "hashtag_learning_rate"):
             value = getattr(self, name)
             if value is not None and value <= 0:

@@ -95,8 +95,15 @@ def write_outputs(output_dir: Path, towers: Towers, summary: RunSummary) -> dict
     if backend:
         from tweetmaker.inference import export_backend
 
-        export = export_backend(output_dir, backend)
-        results["towers"]["export"] = str(export.relative_to(output_dir)) if export is not None else None
+        try:
+            export = export_backend(output_dir, backend)
+            results["towers"]["export"] = str(export.relative_to(output_dir)) if export is not None else None
+        except Exception as error:  # noqa: BLE001 - a failed export must not cost the trained run its results
+            logger.error("The %s export failed (%s); the towers are saved without it: the app exports them on its "
+                         "first start, or run `python -m tweetmaker.towers export --towers DIR --backend B`.", backend,
+                         error)
+            results["towers"]["export"] = None
+            results["towers"]["export_error"] = str(error)
     (output_dir / CARD_FILE).write_text(model_card(results, summary.args["train"].get("hub_model_id")))
     write_results(output_dir, results)
     logger.info("Before: %s", headline(results["before"]))
