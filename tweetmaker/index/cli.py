@@ -114,14 +114,17 @@ def main(argv: list[str] | None = None) -> int:
             push_index(args.index_dir, args.repo_id, private=args.private)
         elif args.command == "pull":
             print(pull_index(args.repo_id, args.index_dir, revision=args.revision))
+        code = 0
     except ShardAbortedError:  # the main process of a sharded build says why
-        return 2
+        code = 2
     except (TweetMakerError, ValueError) as error:  # a message written for the person at the terminal
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        code = 2
     finally:
         shard.close()
-    return 0
+    if shard.count > 1:
+        shard.exit(code)
+    return code
 
 
 def _build(args: argparse.Namespace, shard: Shard) -> BuildReport:
