@@ -49,6 +49,7 @@ from tweetmaker.index import (
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Equal up to float noise: the index embeds in its own batch sizes, the reference in others.
 ATOL = 1e-5
+NEIGHBOURS = 10  # how deep the check looks for an item queried with its own embedding
 
 
 @pytest.fixture(scope="module", params=["embedded", "server"])
@@ -143,11 +144,12 @@ def reference_a(dataset, towers):
 
 
 def dump_index(index) -> dict[str, dict[str, list]]:
-    """Ids, embeddings and each item's nearest neighbour (queried with its own embedding) per modality."""
+    """Ids, embeddings and each item's nearest neighbours (the top 10, queried with its own embedding) per
+    modality."""
     out = {}
     for modality in MODALITIES:
         ids, embeddings = index.all_embeddings(modality)
-        nearest = [hits[0].id if hits else None for hits in index.query(modality, embeddings, k=1)] if ids else []
+        nearest = [[hit.id for hit in hits] for hits in index.query(modality, embeddings, k=NEIGHBOURS)] if ids else []
         out[modality] = {"ids": ids, "embeddings": embeddings.tolist(), "nearest": nearest,
                          "count": index.count(modality)}
     return out
@@ -168,7 +170,7 @@ def dump_from_fresh_process(index_dir: Path, backend: Backend, prefix: str, tmp_
 
 
 def assert_dump_matches(dump: dict, reference: dict[str, dict[str, np.ndarray]]) -> None:
-    """Exactly the corpus ids, once each, the towers' embeddings, and every item its own nearest neighbour."""
+    """Exactly the corpus ids, once each, the towers' embeddings, and every item found by its own embedding."""
     for modality in MODALITIES:
         got, expected = dump[modality], reference[modality]
         assert len(got["ids"]) == len(set(got["ids"])), f"{modality}: duplicate ids"
@@ -177,13 +179,16 @@ def assert_dump_matches(dump: dict, reference: dict[str, dict[str, np.ndarray]])
         embeddings = np.asarray(got["embeddings"], dtype=np.float32)
         wanted = np.stack([expected[tweet_id] for tweet_id in got["ids"]])
         np.testing.assert_allclose(embeddings, wanted, atol=ATOL, err_msg=f"{modality}: embeddings differ")
-        # Nearest neighbour is the item itself, or a duplicate of it (identical texts exist). The untrained towers put
-        # some distinct synthetic images within 3e-4 cosine of each other, and HNSW (approximate, its graph shaped by
-        # the insertion order of a resumed build) may return such a near-twin first: 1e-3 still fails a wrong index.
+        # Every item is found by its own embedding: among its top 10, or behind exact duplicates (identical texts
+        # and hashtags exist, more than 10 of some). Not strictly first: the untrained towers put distinct synthetic
+        # images within 2e-3 cosine of each other, and HNSW (approximate, its graph shaped by the insertion order of
+        # a resumed build) may rank such a near-twin above the item itself. A record stored under the wrong id, or
+        # missing from the graph, still fails.
         position = {tweet_id: i for i, tweet_id in enumerate(got["ids"])}
         for i, nearest in enumerate(got["nearest"]):
-            similarity = float(wanted[i] @ wanted[position[nearest]])
-            assert similarity >= 1 - 1e-3, f"{modality}: nearest of {got['ids'][i]} is {nearest} ({similarity:.4f})"
+            tweet_id = got["ids"][i]
+            duplicate = bool(nearest) and float(wanted[i] @ wanted[position[nearest[0]]]) >= 1 - 1e-6
+            assert tweet_id in nearest or duplicate, f"{modality}: {tweet_id} is not among its own nearest {nearest}"
 
 
 def assert_index_matches(index_dir, backend, prefix, reference, tmp_path, fresh_process=True) -> None:
