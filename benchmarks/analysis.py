@@ -4,11 +4,10 @@ met, what limits it (read from the same run's breakdowns, so the text moves with
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks.stats import Figure
+from benchmarks.stats import Figure, usable_cores
 
 # Issue 13's targets table: (target, figure id; "{chosen}" is the chosen backend's name).
 ISSUE_TARGETS: tuple[tuple[str, str], ...] = (
@@ -124,7 +123,7 @@ def _throughput_limits(figure: Figure, by_id: dict[str, Figure]) -> str:
     concurrency = figure.details.get("app_max_concurrency", "?")
     serial = by_id.get("serving.serial.gradio_client")
     one = by_id.get("serving.throughput.1_client")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     text = (f"8 clients got {_f(figure.value)} queries/s against {_f(figure.reference)} from the handler called "
             f"serially ({_f(figure.ratio, 2)}x). ")
     if one is not None and one.available:

@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks.stats import Figure
+from benchmarks.stats import Figure, usable_cores
 
 LIBRARIES = ("torch", "transformers", "tokenizers", "accelerate", "datasets", "chromadb", "gradio", "gradio_client",
              "numpy", "pillow", "safetensors", "huggingface_hub")
@@ -49,7 +49,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "logical_cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "usable_cores": usable_cores(),
         "memory_gib": round(memory_gib, 1),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),

@@ -210,6 +210,11 @@ def repeated(function: Callable[[int], Any], *, repeats: int, warmup: int = 1) -
     return times
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask): what the figures' machine offers."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def load_average() -> tuple[float, float, float]:
     """The 1/5/15-minute load average (how busy the shared machine was)."""
     try:

@@ -19,7 +19,7 @@ from typing import Any
 
 from benchmarks.context import Context, K
 from benchmarks.harness import App, ask, ask_http, concurrent
-from benchmarks.stats import MS, Figure, Stats, interleaved, median, ms_stats
+from benchmarks.stats import MS, Figure, Stats, interleaved, median, ms_stats, usable_cores
 
 
 def serving_overhead(ctx: Context, resources: Any, app: App) -> list[Figure]:
@@ -154,7 +154,7 @@ def concurrent_clients(ctx: Context, app: App, direct: Callable[[int], Any], ser
                 target=(">=", 1.5) if count == 8 else None,
                 details={**common, "wall_s": wall, "serial_direct_walls_s": serial_walls,
                          "client_cpu_ms_per_query": cpu[count]["client"],
-                         "app_cpu_ms_per_query": cpu[count]["app"], "cores": _cores()},
+                         "app_cpu_ms_per_query": cpu[count]["app"], "cores": usable_cores()},
             ),
             Figure(
                 id=f"serving.p95.{count}_client{'s' if count > 1 else ''}",
@@ -182,10 +182,6 @@ def _cpu_seconds(app: App) -> dict[str, float]:
     fields = Path(f"/proc/{app.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return {"client": mine.ru_utime + mine.ru_stime, "app": (int(fields[11]) + int(fields[12])) / ticks}
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _serial_wall(call: Callable[[int], Any], count: int, offset: int) -> float:

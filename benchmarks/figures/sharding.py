@@ -8,7 +8,6 @@ would be on N GPUs. Until the build can shard, the figure is recorded as not ava
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from benchmarks import capabilities, workspace
 from benchmarks.context import REPO_ROOT, Context, log
 from benchmarks.harness import child_env
-from benchmarks.stats import Figure, Stats, median
+from benchmarks.stats import Figure, Stats, median, usable_cores
 
 
 def _figure_id(processes: int) -> str:
@@ -65,16 +64,12 @@ def sharded_build(ctx: Context) -> list[Figure]:
             reference_description=f"the same build with --nproc_per_node {reference_count}",
             value_stats=Stats.of(rates[count], "tweets/s"),
             reference_stats=Stats.of(rates[reference_count], "tweets/s"),
-            details={"tweets": rows, "records_indexed": counts, "wall_s": walls, "cores": _cores(),
+            details={"tweets": rows, "records_indexed": counts, "wall_s": walls, "cores": usable_cores(),
                      "backend": backend or "the build's default"},
-            notes=f"On this {_cores()}-core machine the processes share the same cores, so no speed-up is expected; "
-                  "the analysis below estimates the figure on N GPUs from this run's numbers.",
+            notes=f"On this {usable_cores()}-core machine the processes share the same cores, so no speed-up is "
+                  "expected; the analysis below estimates the figure on N GPUs from this run's numbers.",
         ))
     return figures
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _build(ctx: Context, dataset: Path, processes: int, backend: str | None) -> tuple[float, int]:
@@ -87,7 +82,7 @@ def _build(ctx: Context, dataset: Path, processes: int, backend: str | None) -> 
                "--rebuild", "--no_progress"]
     if backend is not None:
         command += ["--backend", backend]
-    env = {**child_env(), "OMP_NUM_THREADS": str(max(1, _cores() // processes))}
+    env = {**child_env(), "OMP_NUM_THREADS": str(max(1, usable_cores() // processes))}
     log_path = ctx.workdir / f"shard-build-{processes}.log"
     began = time.perf_counter()
     with open(log_path, "w") as log_file:
